@@ -1,0 +1,37 @@
+"""polyenv: set-level Gymnasium environments for studying exploration in LLM post-training.
+
+    import gymnasium as gym
+    import polyenv  # registers the PolySet-* ids (or use gym.make("polyenv:PolySet-Math-v0"))
+
+    env = gym.make("PolySet-Polynomial-v0")
+    prompt, info = env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step(generations)   # a set of strings
+"""
+
+from polyenv.core import Problem, SetEnv, step_many
+from polyenv.judges import JUDGES, GenerationResult, JudgeRequest, StrategyJudge, get_judge
+from polyenv.objectives import DEGENERATE, OBJECTIVES, Objective, get_objective
+from polyenv.registration import ENVIRONMENTS, OFFLINE_IDS, register_all
+from polyenv.spaces import UnicodeText
+
+__version__ = "0.1.0"
+
+register_all()
+
+__all__ = [
+    "DEGENERATE",
+    "ENVIRONMENTS",
+    "JUDGES",
+    "OBJECTIVES",
+    "OFFLINE_IDS",
+    "GenerationResult",
+    "JudgeRequest",
+    "Objective",
+    "Problem",
+    "SetEnv",
+    "StrategyJudge",
+    "UnicodeText",
+    "get_judge",
+    "get_objective",
+    "step_many",
+]

@@ -1,0 +1,255 @@
+"""``SetEnv``: a one-step Gymnasium environment whose action is a *set* of generated strings.
+
+    import gymnasium as gym, polyenv
+    env = gym.make("PolySet-Polynomial-v0", set_size=4, objective="polychromic")
+    prompt, info = env.reset(seed=0)                   # info["task"] holds the problem's parameters
+    _, reward, terminated, truncated, info = env.step(["(0, 7)", "x = 1, y = 12", "(2, 21)", "no idea"])
+    info["rewards"], info["correct"], info["strategies"], info["diversity"], info["errors"]
+
+``reward`` is the environment's set objective over exactly the strings passed (any non-empty number of them; the
+action space advertises ``set_size`` strings). An agent that samples a pool of N > n generations passes the whole
+pool once, then scores the n-subsets of the pool from ``info["rewards"]`` / ``info["strategies"]`` with
+``env.unwrapped.objective``: the judge then runs once per prompt, as in the paper.
+
+A domain subclasses :class:`SetEnv` and implements three hooks: ``_num_problems`` (``None`` for an unbounded
+procedural generator), ``_load_problem(index) -> Problem`` (deterministic per index and split) and
+``_score_generation(problem, text) -> GenerationResult`` (must run in bounded time on any string).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from polyenv.judges import GenerationResult, JudgeRequest, StrategyJudge, get_judge
+from polyenv.objectives import DEGENERATE, Objective, distinct_strategies, get_objective
+from polyenv.spaces import UnicodeText
+from polyenv.text import MAX_GENERATION_CHARS, screen_generation
+
+MAX_PROMPT_CHARS = 32_768
+UNBOUNDED_INDEX = 2**31 - 1
+"""Procedural (unbounded) splits draw problem indices uniformly from [0, UNBOUNDED_INDEX)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a domain.
+
+    Attributes:
+        id: stable identifier, e.g. ``"polynomial/train/17"`` or ``"gsm8k/test/3"``.
+        prompt: the plain-text prompt returned by ``reset`` (no chat template; applying one is the agent's job).
+        reference: the reference answer when the domain has one (maths), else ``None``.
+        task: the parameters a caller needs to verify answers independently (coefficients, factors, numbers...).
+    """
+
+    id: str
+    prompt: str
+    reference: str | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+
+
+class SetEnv(gym.Env[str, tuple[str, ...]]):
+    """Base class of every polyenv environment (one-step set episodes). See the module docstring.
+
+    Args:
+        set_size: n, the size of the sets the objective is meant for (the action space has n strings).
+        objective: a name from ``polyenv.objectives.OBJECTIVES`` or a callable ``f(rewards, strategies) -> float``.
+        judge: a judge name from ``polyenv.judges.JUDGES`` or a ``StrategyJudge``; ``None`` = the domain's default.
+        judge_kwargs: keyword arguments for a judge given by name.
+        split: ``"train"`` or ``"test"`` (the held-out evaluation split).
+        max_generation_chars: longer generations are degenerate (reward 0) without being parsed.
+    """
+
+    metadata = {"render_modes": []}
+    default_judge: str = "answer"
+    splits: tuple[str, ...] = ("train", "test")
+
+    def __init__(
+        self,
+        *,
+        set_size: int = 4,
+        objective: str | Callable[[Sequence[float], Sequence[int]], float] = "polychromic",
+        judge: str | StrategyJudge | None = None,
+        judge_kwargs: dict[str, Any] | None = None,
+        split: str = "train",
+        max_generation_chars: int = MAX_GENERATION_CHARS,
+        render_mode: str | None = None,
+    ) -> None:
+        if not isinstance(set_size, (int, np.integer)) or isinstance(set_size, bool) or set_size < 1:
+            raise ValueError(f"set_size must be a positive integer, got {set_size!r}")
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for {type(self).__name__}; choose one of {list(self.splits)}")
+        if render_mode is not None:
+            raise ValueError(f"{type(self).__name__} has no render modes, got render_mode={render_mode!r}")
+        if max_generation_chars < 1:
+            raise ValueError(f"max_generation_chars must be >= 1, got {max_generation_chars}")
+        self.set_size = int(set_size)
+        self.objective = get_objective(objective)
+        self.judge: StrategyJudge = get_judge(judge if judge is not None else self.default_judge, **(judge_kwargs or {}))
+        self.split = split
+        self.max_generation_chars = int(max_generation_chars)
+        self.render_mode = render_mode
+        self.observation_space = UnicodeText(MAX_PROMPT_CHARS)
+        self.action_space = spaces.Tuple([UnicodeText(self.max_generation_chars) for _ in range(self.set_size)])
+        self._problem: Problem | None = None
+        self._index: int | None = None
+
+    # ---- domain hooks -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def _num_problems(self) -> int | None:
+        """Number of problems in ``self.split``; ``None`` for an unbounded procedural generator."""
+
+    @abstractmethod
+    def _load_problem(self, index: int) -> Problem:
+        """The problem at ``index`` of ``self.split``; deterministic."""
+
+    @abstractmethod
+    def _score_generation(self, problem: Problem, text: str) -> GenerationResult:
+        """Verify one generation (already screened: non-empty, bounded length). Must never raise on any string and
+        must run in bounded time; return ``GenerationResult.failed(reason)`` for unparseable text."""
+
+    # ---- public API ---------------------------------------------------------------------------------------------
+    @property
+    def num_problems(self) -> int | None:
+        """Number of problems in the current split (``None`` = unbounded procedural generator)."""
+        return self._num_problems()
+
+    @property
+    def problem(self) -> Problem:
+        """The current problem (after ``reset``)."""
+        if self._problem is None:
+            raise RuntimeError("no current problem: call reset() first")
+        return self._problem
+
+    def get_problem(self, index: int) -> Problem:
+        """The problem at ``index`` of the current split, without resetting."""
+        n = self._num_problems()
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"problem index must be an int, got {type(index).__name__}")
+        if index < 0 or (n is not None and index >= n):
+            bound = "unbounded" if n is None else f"{n} problems"
+            raise IndexError(f"problem index {index} out of range for split {self.split!r} ({bound})")
+        return self._load_problem(int(index))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Draw a problem (``options={"index": i}`` picks one) and return ``(prompt, info)``.
+
+        ``info`` keys: ``problem_id``, ``index``, ``split``, ``reference`` (reference answer or ``None``), ``task``
+        (the domain's parameters, enough to verify answers independently).
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        index = options.pop("index", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; the only option is 'index'")
+        if index is None:
+            n = self._num_problems()
+            index = int(self.np_random.integers(0, UNBOUNDED_INDEX if n is None else n))
+        self._problem = self.get_problem(index)
+        self._index = int(index)
+        return self._problem.prompt, self._reset_info()
+
+    def _reset_info(self) -> dict[str, Any]:
+        p = self.problem
+        return {"problem_id": p.id, "index": self._index, "split": self.split, "reference": p.reference,
+                "task": dict(p.task)}
+
+    def step(self, action: Sequence[str]) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Score a set of generations. Returns ``(prompt, set_reward, True, False, info)``.
+
+        ``info`` keys: ``rewards`` (float per generation), ``correct`` (bool per generation), ``strategies`` (int per
+        generation, ``DEGENERATE`` = -1), ``diversity`` (distinct non-degenerate strategies / set size),
+        ``mean_reward``, ``errors`` (reason per generation or ``None``), ``answers`` (extracted answers),
+        ``judge`` (name) and ``judge_failures`` (failed judge calls during this step), plus ``problem_id``.
+        """
+        generations = self._check_action(action)
+        results = self.verify(generations)
+        before = self.judge.stats.get("failures", 0)
+        (labels,) = self.judge.label([JudgeRequest(self.problem.prompt, generations, results)])
+        info = self.finish(results, labels, judge_failures=self.judge.stats.get("failures", 0) - before)
+        return self.problem.prompt, info["set_reward"], True, False, info
+
+    # ---- pieces of step, public so a trainer can batch the judge over many prompts (see polyenv.step_many) ------
+    def verify(self, generations: Sequence[str]) -> list[GenerationResult]:
+        """Screen and verify each generation of the current problem (no judge)."""
+        problem = self.problem
+        out = []
+        for text in generations:
+            reason = screen_generation(text, self.max_generation_chars)
+            if reason is not None:
+                out.append(GenerationResult.failed(reason))
+                continue
+            try:
+                result = self._score_generation(problem, text)
+            except Exception as exc:  # a verifier bug must not crash a training run; it is reported instead
+                result = GenerationResult.failed(f"verifier error: {type(exc).__name__}: {exc}"[:300])
+            out.append(result)
+        return out
+
+    def finish(self, results: Sequence[GenerationResult], labels: Sequence[int], judge_failures: int = 0
+               ) -> dict[str, Any]:
+        """Assemble ``info`` (and ``info["set_reward"]``) from verifier results and judge labels."""
+        rewards = [float(r.reward) for r in results]
+        strategies = [DEGENERATE if r.degenerate else int(lab) for r, lab in zip(results, labels)]
+        return {
+            "problem_id": self.problem.id,
+            "rewards": rewards,
+            "correct": [bool(r.correct) for r in results],
+            "strategies": strategies,
+            "diversity": distinct_strategies(strategies) / len(strategies),
+            "mean_reward": float(np.mean(rewards)),
+            "set_reward": float(self.objective(rewards, strategies)),
+            "errors": [r.error for r in results],
+            "answers": [r.answer for r in results],
+            "details": [r.details for r in results],
+            "judge": self.judge.name,
+            "judge_failures": int(judge_failures),
+        }
+
+    def _check_action(self, action: Any) -> list[str]:
+        if self._problem is None:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        if isinstance(action, (str, bytes)):
+            raise TypeError(
+                f"step() takes a sequence of generations (a set), got a single {type(action).__name__}; "
+                "wrap it in a list"
+            )
+        if isinstance(action, np.ndarray):
+            action = action.tolist()
+        if not isinstance(action, Sequence):
+            raise TypeError(f"step() takes a list or tuple of strings, got {type(action).__name__}")
+        if len(action) == 0:
+            raise ValueError("step() got an empty set: pass at least one generation")
+        for i, item in enumerate(action):
+            if not isinstance(item, str):
+                raise TypeError(f"generation {i} is a {type(item).__name__}, not a str")
+        return list(action)
+
+    def __repr__(self) -> str:
+        obj = self.objective.name if isinstance(self.objective, Objective) else getattr(self.objective, "__name__", "?")
+        return (f"{type(self).__name__}(split={self.split!r}, set_size={self.set_size}, objective={obj!r}, "
+                f"judge={self.judge.name!r})")
+
+
+def step_many(envs: Sequence[SetEnv], generation_sets: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """Score one set per environment with a single batched judge call (envs must share one judge instance, e.g.
+    built with the same ``judge=`` object). Returns the ``info`` dict each ``env.step`` would have returned."""
+    envs = [getattr(e, "unwrapped", e) for e in envs]
+    if len(envs) != len(generation_sets):
+        raise ValueError(f"step_many got {len(envs)} envs and {len(generation_sets)} generation sets")
+    if not envs:
+        return []
+    judge = envs[0].judge
+    if any(e.judge is not judge for e in envs):
+        raise ValueError("step_many needs all envs to share one judge instance (pass the same judge= object)")
+    sets = [e._check_action(g) for e, g in zip(envs, generation_sets)]
+    results = [e.verify(g) for e, g in zip(envs, sets)]
+    before = judge.stats.get("failures", 0)
+    labels = judge.label([JudgeRequest(e.problem.prompt, g, r) for e, g, r in zip(envs, sets, results)])
+    failures = judge.stats.get("failures", 0) - before
+    return [e.finish(r, lab, judge_failures=failures) for e, r, lab in zip(envs, results, labels)]
