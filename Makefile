@@ -1,0 +1,15 @@
+# The two commands of the README. Both install what they need first (idempotent).
+PY := .venv/bin/python
+
+.PHONY: install demo test test-all
+install:
+	bash scripts/install.sh
+
+demo: install  ## train GRPO, GRPO+DIV and Poly-EPO on the polynomial domain (~10 min on 2 CPU cores) and plot
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run --suite demo
+
+test: install  ## the default test suite (what CI runs)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" -q
+
+test-all: install  ## including slow tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
