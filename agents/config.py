@@ -1,0 +1,355 @@
+"""``TrainConfig``: every setting of a GRPO / GRPO+DIV / Poly-EPO run, validated before any compute.
+
+    from agents.config import TrainConfig
+    cfg = TrainConfig(env_id="PolySet-Polynomial-v0", agent="poly_epo", model="smollm2-135m", num_steps=20)
+    cfg = TrainConfig.from_preset("cpu-polynomial-smollm2", seed=3, num_steps=50)
+
+Names follow TRL's ``GRPOConfig`` where one exists (``num_generations``, ``epsilon``/``epsilon_high``, ``beta``,
+``loss_type``, ``scale_rewards``, ``num_iterations``, ``max_completion_length``). The agents differ only in
+``agent``, which picks the advantage from ``agents.advantages.ADVANTAGES``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyenv.models import cache_dir
+
+LOSS_TYPES: tuple[str, ...] = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALE_REWARDS: tuple[str, ...] = ("none", "group", "batch")
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+def agent_names() -> tuple[str, ...]:
+    """Agents the trainer knows: the keys of ``agents.advantages.ADVANTAGES``."""
+    from agents.advantages import ADVANTAGES
+
+    return tuple(ADVANTAGES)
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Every field is validated in ``__post_init__``; bad values raise ``ValueError``."""
+
+    # ---- environment -------------------------------------------------------------------------------------------
+    env_id: str = "PolySet-Polynomial-v0"
+    """A registered id (``polyenv.ENVIRONMENTS``)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra ``gymnasium.make`` kwargs (judge, judge_kwargs, difficulty knobs...). ``set_size`` and ``objective``
+    may be given here or through the fields below, not both with different values."""
+    set_size: int | None = None
+    """n, the size of the sets the objective scores; ``None`` = the env's (``env.unwrapped.set_size``)."""
+    objective: str | None = None
+    """Set objective override passed to the env (``polyenv.OBJECTIVES``); ``None`` = the env's default. Poly-EPO
+    optimises the env's objective; GRPO ignores it."""
+
+    # ---- agent ------------------------------------------------------------------------------------------------
+    agent: str = "poly_epo"
+    """Which advantage: ``grpo``, ``grpo_div``, ``poly_epo`` or ``pass_at_k`` (``agents.advantages.ADVANTAGES``)."""
+    diversity_lambda: float | None = None
+    """GRPO+DIV's bonus weight lambda; ``None`` = the advantage module's default (0.5). Only for ``grpo_div``."""
+    scale_rewards: str = "none"
+    """TRL name: divide GRPO advantages by the group (``"group"``) or batch (``"batch"``) std; ``"none"`` (Dr.GRPO,
+    the paper). Only for ``grpo`` / ``grpo_div``: set advantages are never std-scaled."""
+    advantage_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for the advantage function, e.g. ``{"method": "sample", "num_sets": 70}``."""
+
+    # ---- model ------------------------------------------------------------------------------------------------
+    model: str = "smollm2-135m"
+    """Hub id, local directory, or ``smollm2-135m`` (the packaged SmolLM2-135M-Instruct, offline)."""
+    system_prompt: str | None = None
+    """Optional system message for the chat template (``polyenv.models.format_prompt``)."""
+    device: str = "auto"
+    """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``. Under ``accelerate launch`` each process uses
+    its own device."""
+    dtype: str = "auto"
+    """``auto``: bf16 autocast with fp32 master weights on CUDA, fp32 on CPU. ``bfloat16`` / ``float16`` load the
+    weights in that dtype (less memory, lossier updates); ``float32`` forces fp32 everywhere."""
+    gradient_checkpointing: bool = False
+    """Trade compute for activation memory (large models)."""
+    use_vllm: bool = False
+    """Sample with vLLM (GPU only; imported lazily, weights synced after each update)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of GPU memory vLLM may take when colocated with training."""
+
+    # ---- rollout ----------------------------------------------------------------------------------------------
+    seed: int = 0
+    """Seeds model-independent randomness: problem draws, sampling, mini-batch order. A CPU run is deterministic."""
+    num_steps: int = 100
+    """Training steps (one batch of B prompts each)."""
+    prompts_per_step: int = 8
+    """B: prompts (env instances) per step, split evenly across processes."""
+    num_generations: int = 8
+    """N: samples per prompt (the pool the set advantages are computed from). N >= 2 and N >= set_size."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs use the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling (1.0 = off). Note: the loss uses the untruncated distribution, as TRL does."""
+    max_prompt_length: int = 512
+    """Longest prompt in tokens after the chat template; a longer prompt is an error (never silently cut)."""
+    max_completion_length: int = 256
+    """Most tokens sampled per completion (also Dr.GRPO's normaliser)."""
+
+    # ---- update -----------------------------------------------------------------------------------------------
+    learning_rate: float = 1e-6
+    """AdamW learning rate (constant)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    epsilon: float = 0.2
+    """PPO clip, lower side: ratios below 1 - epsilon are clipped (for negative advantages)."""
+    epsilon_high: float = 0.28
+    """PPO clip, upper side (DAPO's clip-higher): ratios above 1 + epsilon_high are clipped."""
+    beta: float = 0.0
+    """KL coefficient to the initial policy (k3 estimator); 0 = no reference model is loaded."""
+    loss_type: str = "dr_grpo"
+    """Token-loss aggregation: ``dr_grpo`` (per-sequence token sum / max_completion_length, averaged over
+    sequences; the paper), ``grpo`` (per-sequence token mean), ``dapo`` (token mean over the mini-batch), ``bnpo``
+    (token mean over each micro-batch)."""
+    max_grad_norm: float = 0.3
+    """Gradient-norm clip (0 or None disables clipping, the norm is still logged)."""
+    num_iterations: int = 1
+    """PPO epochs over each batch (TRL's name). With 1 epoch and 1 mini-batch the old log-probs are the current ones
+    (no extra forward pass)."""
+    mini_batch_size: int | None = None
+    """Prompts per optimiser step (verl's ppo_mini_batch_size, counted in prompts, all processes together);
+    ``None`` = prompts_per_step (one optimiser step per epoch)."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches per mini-batch and process (memory knob; the gradient is the same)."""
+
+    # ---- run directory, checkpoints, logging --------------------------------------------------------------------
+    output_dir: str = "runs"
+    """Parent directory of run directories."""
+    run_name: str | None = None
+    """Run directory name; ``None`` = ``{env}__{agent}__{seed}__{unix time}`` (CleanRL). With ``resume`` and no
+    name, the newest unfinished run of the same env/agent/seed is continued."""
+    save_steps: int = 10
+    """K: write ``checkpoint/`` every K steps (a killed run loses at most K steps)."""
+    resume: bool = False
+    """Continue from the run directory's checkpoint (same final weights as an uninterrupted run)."""
+    eval_steps: int = 0
+    """Call the ``callbacks`` given to ``train()`` every this many steps (0 = every step)."""
+    log_tensorboard: bool = False
+    """Also write TensorBoard scalars (needs ``tensorboard``)."""
+    num_threads: int | None = None
+    """torch CPU threads (``None`` = torch's default)."""
+    progress: bool = True
+    """Show a tqdm progress bar on the main process."""
+
+    def __post_init__(self) -> None:
+        self._check_env()
+        agents = agent_names()
+        if self.agent not in agents:
+            raise ValueError(f"unknown agent {self.agent!r}; choose one of {list(agents)}")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"model must be a hub id, a local directory or 'smollm2-135m', got {self.model!r}")
+        _int_at_least(self, "num_steps", 1)
+        _int_at_least(self, "prompts_per_step", 1)
+        _int_at_least(self, "num_generations", 2, why="GRPO-style advantages need at least 2 samples per prompt")
+        if self.set_size is not None:
+            _int_at_least(self, "set_size", 1)
+            if self.set_size > self.num_generations:
+                raise ValueError(f"set_size={self.set_size} is larger than num_generations={self.num_generations}; "
+                                 "sets are drawn from the N samples of a prompt, so set_size must be <= N")
+        _int_at_least(self, "max_prompt_length", 1)
+        _int_at_least(self, "max_completion_length", 1)
+        _int_at_least(self, "num_iterations", 1)
+        _int_at_least(self, "gradient_accumulation_steps", 1)
+        _int_at_least(self, "save_steps", 1)
+        _int_at_least(self, "eval_steps", 0)
+        _int_at_least(self, "seed", 0)
+        if self.num_threads is not None:
+            _int_at_least(self, "num_threads", 1)
+        if self.mini_batch_size is not None:
+            _int_at_least(self, "mini_batch_size", 1)
+            if self.prompts_per_step % self.mini_batch_size:
+                raise ValueError(f"prompts_per_step={self.prompts_per_step} is not a multiple of "
+                                 f"mini_batch_size={self.mini_batch_size}")
+        _positive(self, "temperature")
+        _positive(self, "learning_rate")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.epsilon < 1:
+            raise ValueError(f"epsilon must be in [0, 1), got {self.epsilon}")
+        if not self.epsilon_high >= 0:
+            raise ValueError(f"epsilon_high must be >= 0, got {self.epsilon_high}")
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be >= 0 (0 = no reference model), got {self.beta}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        self.adam_betas = tuple(float(b) for b in self.adam_betas)  # JSON round-trips give lists
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if self.max_grad_norm is not None and not self.max_grad_norm >= 0:
+            raise ValueError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm}")
+        _choice(self, "loss_type", LOSS_TYPES)
+        _choice(self, "scale_rewards", SCALE_REWARDS)
+        _choice(self, "dtype", DTYPES)
+        _choice(self, "device", DEVICES)
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ValueError(f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}")
+        self._check_advantage_args()
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
+            raise ValueError(f"run_name must be a plain directory name, got {self.run_name!r}")
+
+    def _check_env(self) -> None:
+        import gymnasium as gym
+
+        import polyenv
+
+        env_id = self.env_id
+        if not isinstance(env_id, str):
+            raise ValueError(f"env_id must be a string, got {env_id!r}")
+        if ":" in env_id:  # gymnasium's "module:Name-v0" imports the module that registers the id
+            module, _, env_id = env_id.partition(":")
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise ValueError(f"env_id {self.env_id!r}: cannot import module {module!r} ({err})") from err
+        if env_id not in polyenv.ENVIRONMENTS and env_id not in gym.registry:
+            raise ValueError(f"unknown env_id {self.env_id!r}; choose one of {list(polyenv.ENVIRONMENTS)} (or register "
+                             "it with gymnasium, or pass 'module:Name-v0')")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
+        for name in ("set_size", "objective"):
+            ours, theirs = getattr(self, name), self.env_kwargs.get(name)
+            if ours is not None and theirs is not None and ours != theirs:
+                raise ValueError(f"{name}={ours!r} conflicts with env_kwargs[{name!r}]={theirs!r}; give it once")
+        size = self.set_size if self.set_size is not None else self.env_kwargs.get("set_size")
+        if isinstance(size, int) and size > self.num_generations:
+            raise ValueError(f"set_size={size} is larger than num_generations={self.num_generations}; "
+                             "set_size must be <= N")
+        if self.objective is not None:
+            from polyenv.objectives import OBJECTIVES
+
+            if self.objective not in OBJECTIVES:
+                raise ValueError(f"unknown objective {self.objective!r}; choose one of {list(OBJECTIVES)}")
+        if "split" in self.env_kwargs and self.env_kwargs["split"] != "train":
+            raise ValueError(f"training uses the train split, got env_kwargs['split']={self.env_kwargs['split']!r}")
+
+    def _check_advantage_args(self) -> None:
+        if self.diversity_lambda is not None:
+            if self.agent != "grpo_div":
+                raise ValueError(f"diversity_lambda={self.diversity_lambda} only applies to agent 'grpo_div', "
+                                 f"not {self.agent!r}")
+            if not self.diversity_lambda >= 0:
+                raise ValueError(f"diversity_lambda must be >= 0, got {self.diversity_lambda}")
+        if not isinstance(self.advantage_kwargs, dict):
+            raise ValueError(f"advantage_kwargs must be a dict, got {type(self.advantage_kwargs).__name__}")
+        # Resolving the function checks every override name against its signature (ValueError listing valid ones).
+        from agents.advantages import get_advantage_fn
+
+        get_advantage_fn(self.agent, **self.advantage_overrides())
+
+    def advantage_overrides(self) -> dict[str, Any]:
+        """Keyword arguments for ``agents.advantages.compute_advantages`` beyond the registered defaults."""
+        out = dict(self.advantage_kwargs)
+        if self.diversity_lambda is not None:
+            out["lam"] = float(self.diversity_lambda)
+        if self.scale_rewards != "none":
+            if self.agent not in ("grpo", "grpo_div"):
+                raise ValueError(f"scale_rewards={self.scale_rewards!r} only applies to 'grpo' and 'grpo_div'; set "
+                                 f"advantages ({self.agent!r}) are never std-scaled")
+            out["scale"] = self.scale_rewards
+        return out
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def make_env_kwargs(self) -> dict[str, Any]:
+        """``env_kwargs`` with ``set_size`` / ``objective`` folded in."""
+        kwargs = dict(self.env_kwargs)
+        if self.set_size is not None:
+            kwargs["set_size"] = self.set_size
+        if self.objective is not None:
+            kwargs["objective"] = self.objective
+        return kwargs
+
+    def default_run_name(self) -> str:
+        return f"{self.run_prefix()}{int(time.time())}"
+
+    def run_prefix(self) -> str:
+        return f"{self.env_id}__{self.agent}__{self.seed}__"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {sorted(names)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A preset from :data:`PRESETS` with fields replaced by ``overrides``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+
+def _int_at_least(cfg: TrainConfig, name: str, low: int, why: str = "") -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}" + (f" ({why})" if why else ""))
+
+
+def _positive(cfg: TrainConfig, name: str) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _choice(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(cfg, name) not in choices:
+        raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; choose one of {list(choices)}")
+
+
+# DESIGN.md §1: Qwen3-4B-Base on POLARIS, N = 8, n = 4, 128 prompts/batch, 64 per mini-batch, lr 1e-6, temperature 1,
+# prompt 1024 / response 4096 tokens, clip 0.2 / 0.28, no KL, grad clip 0.3, one PPO epoch, Dr.GRPO aggregation.
+# num_steps is ours (the paper does not state it). Run with `accelerate launch --config_file
+# agents/accelerate_configs/fsdp.yaml -m agents.train --preset paper-qwen3-4b-polaris`.
+_PAPER = dict(
+    env_id="PolySet-POLARIS-v0", agent="poly_epo", model="Qwen/Qwen3-4B-Base", set_size=4, num_generations=8,
+    prompts_per_step=128, mini_batch_size=64, learning_rate=1e-6, temperature=1.0, max_prompt_length=1024,
+    max_completion_length=4096, epsilon=0.2, epsilon_high=0.28, beta=0.0, max_grad_norm=0.3, num_iterations=1,
+    loss_type="dr_grpo", scale_rewards="none", num_steps=400, save_steps=10, gradient_accumulation_steps=8,
+    gradient_checkpointing=True, use_vllm=True, log_tensorboard=True,
+)
+
+# The warm-started character-level base policy: `python -m agents.warmstart --env PolySet-Polynomial-v0` writes it to
+# this directory (agents.warmstart's default for the tiny model, seed 0).
+_CPU_TINY = dict(
+    env_id="PolySet-Polynomial-v0", agent="poly_epo", model=str(cache_dir() / "bases" / "polynomial__tiny256x4__s0"),
+    set_size=4, num_generations=8, prompts_per_step=16, learning_rate=1e-4, temperature=1.0, max_prompt_length=256,
+    max_completion_length=48, num_steps=200, save_steps=20, num_threads=2,
+)
+
+# SmolLM2-135M-Instruct, B = 8, N = 8, n = 4 (untrained it solves nothing: warm-start it first, DESIGN.md §6).
+_CPU_SMOLLM2 = dict(
+    env_id="PolySet-Polynomial-v0", agent="poly_epo", model="smollm2-135m", set_size=4, num_generations=8,
+    prompts_per_step=8, learning_rate=1e-5, temperature=1.0, max_prompt_length=256, max_completion_length=64,
+    num_steps=50, save_steps=5, gradient_accumulation_steps=4, num_threads=2,
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper-qwen3-4b-polaris": _PAPER,
+    "cpu-polynomial-tiny": _CPU_TINY,
+    "cpu-polynomial-smollm2": _CPU_SMOLLM2,
+}
+"""Preset name -> TrainConfig fields; use ``TrainConfig.from_preset(name, **overrides)``."""

@@ -1,0 +1,596 @@
+"""Warm start: turn a synthetic env's demonstrations into a base policy for RL (issue 6, item 7).
+
+    python -m agents.warmstart --env PolySet-Polynomial-v0 --output-dir ~/.cache/polyenv/bases/polynomial
+    python -m agents.warmstart --env PolySet-Polynomial-v0 --model smollm2-135m --num-demos 300 --epochs 2
+
+    from agents.warmstart import WarmstartConfig, warmstart
+    path = warmstart(WarmstartConfig(env_id="PolySet-Polynomial-v0"))   # an ordinary transformers model dir
+
+``model="tiny"`` builds a small Llama from scratch with a character tokenizer (agents/char_tokenizer.py,
+agents/tiny_model.py); any other name or path (``smollm2-135m`` included) is fine-tuned. Both train with the
+transformers ``Trainer`` on ``format_prompt(tokenizer, prompt)`` + completion + EOS, with the loss on completion
+tokens only. The prompt is tokenized on its own and the completion appended, exactly as a policy sees a sampled
+completion after its prompt. The saved directory holds the model, the tokenizer and ``warmstart.json`` (config,
+strategy weights, demonstration mix, timings and the evaluation below).
+
+Evaluation: N samples per prompt at temperature 1.0 on held-out test problems, scored by the env's verifier:
+accuracy, share of prompts with a correct sample, the strategy-family mix of correct samples against the requested
+weights, and distinct correct strategies per prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.tiny_model import TinyModelConfig
+
+TINY = "tiny"
+
+
+@dataclass
+class WarmstartConfig:
+    """Configuration of one warm start.
+
+    Attributes:
+        env_id: a registered polyenv id whose env has ``demonstrations(count, strategy_weights, seed)``.
+        env_kwargs: extra constructor kwargs (difficulty knobs); ``split`` is chosen here (train for demonstrations,
+            test for evaluation) and may not be given.
+        model: ``"tiny"`` (small Llama from scratch, character tokenizer) or a model name/path to fine-tune
+            (``"smollm2-135m"`` resolves offline).
+        d_model, n_layers, n_heads, mlp_ratio, max_positions: tiny-model dimensions (ignored for other models).
+        strategy_weights: strategy family -> weight for the demonstrations; ``None`` = the env's
+            ``default_strategy_weights``.
+        num_demos: demonstrations written with ``strategy_weights`` (one per problem); they set the strategy prior.
+        balanced_demos: extra demonstrations with equal weight on every family ``strategy_weights`` uses, trained
+            on *before* the others (one pass of the data in that order): the model first learns to carry out every
+            requested strategy, then the weighted demonstrations set how often it picks each. Without them a small
+            model sees too few rare-family examples to do their arithmetic, and its correct samples are nearly all
+            of the majority family. 0 = weighted demonstrations only.
+        epochs: passes over each set of demonstrations (ignored when ``max_steps`` is set).
+        max_steps: optimiser steps; ``None`` = derived from ``epochs``. The two phases keep their proportions.
+        learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up); ``None`` = 3e-3
+            for tiny, 1e-4 otherwise.
+        batch_size: demonstrations per optimiser step.
+        weight_decay: AdamW weight decay.
+        seed: seeds model initialisation, demonstration sampling, data order and evaluation sampling.
+        output_dir: where the model directory goes (replaced atomically); ``None`` =
+            ``$POLYENV_CACHE/bases/{env}__{model}__s{seed}``.
+        num_threads: torch CPU threads (``None`` leaves torch's default).
+        eval_problems: held-out test problems to evaluate on (0 = no evaluation).
+        eval_samples: samples per evaluation prompt (N).
+        eval_temperature: sampling temperature of the evaluation.
+        eval_batch_prompts: prompts per ``generate`` call during evaluation.
+        max_new_tokens: generation limit in evaluation; ``None`` = 1.5 x the longest demonstration completion + 8.
+    """
+
+    env_id: str = "PolySet-Polynomial-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: str = TINY
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    max_positions: int = 512
+    strategy_weights: dict[str, float] | None = None
+    num_demos: int = 8000
+    balanced_demos: int = 4000
+    epochs: float = 2.0
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    seed: int = 0
+    output_dir: str | None = None
+    num_threads: int | None = 2
+    eval_problems: int = 50
+    eval_samples: int = 8
+    eval_temperature: float = 1.0
+    eval_batch_prompts: int = 16
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a non-empty string, got {self.env_id!r}")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
+        if "split" in self.env_kwargs:
+            raise ValueError(f"env_kwargs may not set split (got {self.env_kwargs['split']!r}): demonstrations come "
+                             "from the train split and the evaluation from the test split")
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be 'tiny' or a model name/path, got {self.model!r}")
+        self.tiny_dims()  # validates the dimensions
+        if self.strategy_weights is not None:
+            if not isinstance(self.strategy_weights, dict) or not self.strategy_weights:
+                raise ValueError(f"strategy_weights must be a non-empty dict family -> weight, got "
+                                 f"{self.strategy_weights!r}")
+            bad = {k: v for k, v in self.strategy_weights.items()
+                   if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0}
+            if bad or sum(self.strategy_weights.values()) <= 0:
+                raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
+        _positive_int(self, "num_demos", "batch_size", "eval_samples", "eval_batch_prompts")
+        for name in ("eval_problems", "balanced_demos"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.max_steps is not None:
+            _positive_int(self, "max_steps")
+        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs > 0):
+            raise ValueError(f"epochs must be > 0, got {self.epochs!r}")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be > 0 (or None for the default), got {self.learning_rate!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (math.isfinite(self.eval_temperature) and self.eval_temperature > 0):
+            raise ValueError(f"eval_temperature must be > 0, got {self.eval_temperature!r}")
+        if self.num_threads is not None:
+            _positive_int(self, "num_threads")
+        if self.max_new_tokens is not None:
+            _positive_int(self, "max_new_tokens")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.model == TINY
+
+    def tiny_dims(self) -> TinyModelConfig:
+        return TinyModelConfig(d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                               mlp_ratio=self.mlp_ratio, max_positions=self.max_positions)
+
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return 3e-3 if self.is_tiny else 1e-4
+
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir is not None:
+            return Path(self.output_dir).expanduser()
+        from polyenv.models import cache_dir
+
+        env = self.env_id.removeprefix("PolySet-").split("-v")[0].lower()
+        model = Path(self.model).name.replace("/", "_") if not self.is_tiny else f"tiny{self.d_model}x{self.n_layers}"
+        return cache_dir() / "bases" / f"{env}__{model}__s{self.seed}"
+
+
+def _positive_int(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+# ---- data ------------------------------------------------------------------------------------------------------
+
+def make_env(cfg: WarmstartConfig, split: str):
+    """The unwrapped env of ``cfg.env_id`` on ``split``; checks it can write demonstrations."""
+    import gymnasium as gym
+
+    import polyenv  # noqa: F401  (registers the ids)
+
+    if cfg.env_id not in gym.registry:
+        choices = sorted(k for k in gym.registry if k.startswith("PolySet-"))
+        raise ValueError(f"unknown env id {cfg.env_id!r}; choose one of {choices}")
+    env = gym.make(cfg.env_id, split=split, **cfg.env_kwargs).unwrapped
+    if not callable(getattr(env, "demonstrations", None)):
+        raise ValueError(f"{cfg.env_id} ({type(env).__name__}) cannot write demonstrations; warm starts need a "
+                         "synthetic domain with demonstrations(count, strategy_weights, seed)")
+    return env
+
+
+def strategy_weights_for(cfg: WarmstartConfig, env) -> dict[str, float]:
+    """The requested strategy weights (normalised), checked against the env's families."""
+    default = dict(getattr(type(env), "default_strategy_weights", {}) or {})
+    weights = dict(cfg.strategy_weights) if cfg.strategy_weights is not None else default
+    if not weights:
+        raise ValueError(f"{type(env).__name__} has no default_strategy_weights; pass strategy_weights")
+    unknown = sorted(set(weights) - set(default)) if default else []
+    if unknown:
+        raise ValueError(f"unknown strategy families {unknown} for {type(env).__name__}; "
+                         f"choose from {sorted(default)}")
+    total = float(sum(weights.values()))
+    return {k: float(v) / total for k, v in weights.items()}
+
+
+@dataclass
+class Example:
+    """One tokenized demonstration: prompt ids (formatted, not trained on) then completion ids ending in EOS."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+
+    @property
+    def input_ids(self) -> list[int]:
+        return self.prompt_ids + self.completion_ids
+
+
+def encode_demonstrations(tokenizer: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
+    """Tokenize ``(format_prompt(tokenizer, prompt), completion + EOS)`` for each demonstration."""
+    from polyenv.models import format_prompt
+
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no EOS token: a warm-started policy could never learn to stop")
+    prompts = [format_prompt(tokenizer, d.prompt) for d in demos]
+    # As agents.policy.Policy.prompt_token_ids: a chat template writes its own specials, a raw prompt gets the usual.
+    special = not getattr(tokenizer, "chat_template", None)
+    prompt_ids = tokenizer(prompts, add_special_tokens=special)["input_ids"]
+    completion_ids = tokenizer([d.completion for d in demos], add_special_tokens=False)["input_ids"]
+    out = []
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        ex = Example(list(p), list(c) + [tokenizer.eos_token_id])
+        if max_length is not None and len(ex.input_ids) > max_length:
+            raise ValueError(f"demonstration {i} ({demos[i].problem_id}) is {len(ex.input_ids)} tokens, longer than "
+                             f"the model's context of {max_length}; raise max_positions")
+        out.append(ex)
+    return out
+
+
+class CompletionOnlyCollator:
+    """Pads a batch of :class:`Example` on the right; ``labels`` are the input ids on completion tokens (EOS
+    included) and -100 on prompt and padding tokens, so the loss is on completions only (even when pad == EOS)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+        self.pad_token_id = int(pad_token_id)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
+
+    def __call__(self, batch: Sequence[Example]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(ex.input_ids) for ex in batch)
+        width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of  # fewer distinct shapes: faster on CPU
+        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, ex in enumerate(batch):
+            n_prompt, n = len(ex.prompt_ids), len(ex.input_ids)
+            input_ids[row, :n] = torch.tensor(ex.input_ids)
+            attention_mask[row, :n] = 1
+            labels[row, n_prompt:n] = torch.tensor(ex.completion_ids)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def training_order(n_balanced: int, n_weighted: int, total: int, seed: int) -> list[int]:
+    """Indices into ``balanced + weighted`` examples for one sequential pass of ``total`` sequences: a balanced
+    phase (its share of ``total`` in proportion to ``n_balanced``), then a weighted phase; each phase cycles through
+    fresh shuffles of its own examples."""
+    import random
+
+    rng = random.Random(seed)
+    n_first = round(total * n_balanced / (n_balanced + n_weighted))
+    order: list[int] = []
+    for offset, count, length in ((0, n_balanced, n_first), (n_balanced, n_weighted, total - n_first)):
+        phase: list[int] = []
+        while count and len(phase) < length:
+            perm = list(range(offset, offset + count))
+            rng.shuffle(perm)
+            phase += perm[:length - len(phase)]
+        order += phase
+    return order
+
+
+# ---- model -----------------------------------------------------------------------------------------------------
+
+def build_model_and_tokenizer(cfg: WarmstartConfig, demos: Sequence[Any]):
+    """``(model, tokenizer)``: a fresh tiny Llama with a character tokenizer, or a loaded pretrained model."""
+    if cfg.is_tiny:
+        from agents.char_tokenizer import build_char_tokenizer
+        from agents.tiny_model import build_tiny_model
+
+        dims = cfg.tiny_dims()
+        tokenizer = build_char_tokenizer((d.prompt + d.completion for d in demos), model_max_length=dims.max_positions)
+        return build_tiny_model(dims, tokenizer, seed=cfg.seed), tokenizer
+    from polyenv.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(cfg.model, device="cpu")  # the Trainer moves it to the accelerator
+    return model, tokenizer
+
+
+def context_length(model: Any) -> int | None:
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------------
+
+def evaluate_policy(model: Any, tokenizer: Any, env: Any, *, num_problems: int = 50, samples: int = 8,
+                    temperature: float = 1.0, max_new_tokens: int = 128, batch_prompts: int = 16, seed: int = 0,
+                    requested_weights: dict[str, float] | None = None) -> dict[str, Any]:
+    """Sample ``samples`` completions for each of the first ``num_problems`` problems of ``env``'s split with the RL
+    trainer's sampler (``agents.policy.Policy``) and score them with the env's verifier. Returns accuracy, solved
+    share, the family mix of correct samples (vs ``requested_weights``), distinct correct strategies per prompt,
+    degenerate and truncated shares and a few examples."""
+    from agents.policy import Policy
+
+    n_available = env.num_problems
+    num_problems = num_problems if n_available is None else min(num_problems, n_available)
+    family_of = getattr(env, "strategy_family", None)
+    policy = Policy(model, tokenizer)
+    correct_total = degenerate_total = truncated_total = solved = 0
+    families: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()  # families of all non-degenerate samples: the policy's strategy prior
+    distinct: list[int] = []
+    lengths: list[int] = []
+    examples: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for start in range(0, num_problems, batch_prompts):
+        indices = list(range(start, min(start + batch_prompts, num_problems)))
+        problems = [env.get_problem(i) for i in indices]
+        rollouts = policy.generate([p.prompt for p in problems], num_generations=samples, temperature=temperature,
+                                   max_new_tokens=max_new_tokens, seed=seed * 1_000_003 + start)
+        lengths += rollouts.completion_lengths.tolist()
+        truncated_total += int(rollouts.truncated.sum())
+        for index, problem, gens in zip(indices, problems, rollouts.groups()):
+            env.reset(options={"index": index})
+            results = env.verify(gens)
+            correct = [r for r in results if r.correct]
+            correct_total += len(correct)
+            degenerate_total += sum(r.degenerate for r in results)
+            solved += bool(correct)
+            distinct.append(len({r.strategy_key for r in correct}))
+            if family_of is not None:
+                families.update(family_of(r.strategy_key) for r in correct)
+                attempts.update(family_of(r.strategy_key) for r in results if not r.degenerate)
+            if len(examples) < 3:
+                examples.append({"prompt": problem.prompt, "completions": gens[:3],
+                                 "correct": [bool(r.correct) for r in results[:3]],
+                                 "errors": [r.error for r in results[:3]]})
+    total = num_problems * samples
+    n_correct = sum(families.values())
+    family_share = {k: v / n_correct for k, v in sorted(families.items())} if n_correct else {}
+    report: dict[str, Any] = {
+        "problems": num_problems,
+        "samples_per_problem": samples,
+        "temperature": temperature,
+        "accuracy": correct_total / total if total else 0.0,
+        "solved_share": solved / num_problems if num_problems else 0.0,
+        "degenerate_share": degenerate_total / total if total else 0.0,
+        "truncated_share": truncated_total / total if total else 0.0,
+        "distinct_correct_per_prompt": sum(distinct) / len(distinct) if distinct else 0.0,
+        "correct_family_counts": dict(sorted(families.items())),
+        "correct_family_share": family_share,
+        "attempted_family_share": _shares(attempts),
+        "family_accuracy": {k: round(families[k] / n, 4) for k, n in sorted(attempts.items())},
+        "mean_completion_tokens": sum(lengths) / len(lengths) if lengths else 0.0,
+        "seconds": round(time.perf_counter() - started, 2),
+        "examples": examples,
+    }
+    if requested_weights is not None:
+        report["requested_weights"] = dict(requested_weights)
+        keys = set(requested_weights) | set(family_share)
+        report["family_total_variation"] = 0.5 * sum(abs(requested_weights.get(k, 0.0) - family_share.get(k, 0.0))
+                                                      for k in keys) if family_share else None
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few human-readable lines for an evaluation report."""
+    lines = [(
+        f"accuracy {report['accuracy']:.3f} over {report['problems']} prompts x {report['samples_per_problem']} "
+        f"samples (T={report['temperature']}); prompts solved {report['solved_share']:.2f}; degenerate "
+        f"{report['degenerate_share']:.3f}; truncated {report['truncated_share']:.3f}; distinct correct "
+        f"strategies/prompt {report['distinct_correct_per_prompt']:.2f}; {report['seconds']:.0f} s"
+    )]
+    requested = report.get("requested_weights") or {}
+    share, tried, acc = report["correct_family_share"], report["attempted_family_share"], report["family_accuracy"]
+    fams = [k for k in requested if requested[k] > 0] + [k for k in {**share, **tried} if requested.get(k, 0) == 0]
+    if fams:
+        lines.append("family: requested / attempted / of correct samples / accuracy when attempted")
+        lines += [f"  {k:>8}: {requested.get(k, 0.0):.3f} / {tried.get(k, 0.0):.3f} / {share.get(k, 0.0):.3f} / "
+                  f"{acc.get(k, 0.0):.3f}" for k in fams]
+    if report.get("family_total_variation") is not None:
+        lines.append(f"total variation to the requested mix: {report['family_total_variation']:.3f}")
+    return "\n".join(lines)
+
+
+# ---- the stage -------------------------------------------------------------------------------------------------
+
+def warmstart(config: WarmstartConfig) -> Path:
+    """Run one warm start (demonstrations -> training -> evaluation) and return the saved model directory."""
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    cfg = config
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    set_seed(cfg.seed)
+    started = time.perf_counter()
+
+    train_env = make_env(cfg, "train")
+    weights = strategy_weights_for(cfg, train_env)
+    balanced = {k: 1.0 for k, v in weights.items() if v > 0}
+    balanced_demos = train_env.demonstrations(cfg.balanced_demos, strategy_weights=balanced, seed=cfg.seed + 1)
+    weighted_demos = train_env.demonstrations(cfg.num_demos, strategy_weights=weights, seed=cfg.seed)
+    demos = balanced_demos + weighted_demos
+    demo_families = Counter(d.family for d in weighted_demos)
+
+    model, tokenizer = build_model_and_tokenizer(cfg, demos)
+    examples = encode_demonstrations(tokenizer, demos, max_length=context_length(model))
+    n_params = sum(p.numel() for p in model.parameters())
+    lr = cfg.resolved_learning_rate()
+    total = cfg.max_steps * cfg.batch_size if cfg.max_steps is not None else max(1, round(cfg.epochs * len(demos)))
+    order = training_order(len(balanced_demos), len(weighted_demos), total, cfg.seed)
+    train_data = [examples[i] for i in order]
+    max_steps = math.ceil(len(train_data) / cfg.batch_size)
+    n_tokens = sum(len(ex.input_ids) for ex in train_data)
+    print(f"[warmstart] {cfg.env_id}: {len(balanced_demos)} balanced then {len(weighted_demos)} weighted "
+          f"demonstrations (mix {_shares(demo_families)}); model {cfg.model} ({n_params / 1e6:.2f} M parameters); "
+          f"{max_steps} steps of {cfg.batch_size} ({n_tokens} tokens), lr {lr}", flush=True)
+
+    use_cuda = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory(prefix="polyenv-warmstart-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=cfg.batch_size,
+            max_steps=max_steps,
+            learning_rate=lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.05,
+            weight_decay=cfg.weight_decay,
+            adam_beta2=0.95,
+            max_grad_norm=1.0,
+            logging_steps=max(1, max_steps // 10),
+            save_strategy="no",
+            report_to="none",
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            train_sampling_strategy="sequential",  # the order (balanced phase, then weighted) is training_order's
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            use_cpu=not use_cuda,
+            bf16=use_cuda and torch.cuda.is_bf16_supported(),
+            disable_tqdm=True,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=train_data,
+                          data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+        train_started, cpu_started = time.perf_counter(), time.process_time()
+        result = trainer.train()
+        train_seconds = time.perf_counter() - train_started
+        train_cpu_seconds = time.process_time() - cpu_started  # a shared machine stretches wall time, not this
+    model = trainer.model
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    first, last = (losses[0], losses[-1]) if losses else (float("nan"), float("nan"))
+    print(f"[warmstart] trained in {train_seconds:.1f} s ({train_cpu_seconds:.0f} CPU s); loss {first:.3f} -> "
+          f"{last:.3f}", flush=True)
+    _stop_at_eos(model, tokenizer)
+
+    evaluation = None
+    if cfg.eval_problems > 0:
+        longest = max(len(ex.completion_ids) for ex in examples)
+        max_new = cfg.max_new_tokens or int(1.5 * longest) + 8
+        ctx = context_length(model)
+        if ctx is not None:
+            longest_prompt = max(len(ex.prompt_ids) for ex in examples)
+            max_new = max(1, min(max_new, ctx - longest_prompt - 16))
+        test_env = make_env(cfg, "test")
+        evaluation = evaluate_policy(model, tokenizer, test_env, num_problems=cfg.eval_problems,
+                                     samples=cfg.eval_samples, temperature=cfg.eval_temperature, max_new_tokens=max_new,
+                                     batch_prompts=cfg.eval_batch_prompts, seed=cfg.seed, requested_weights=weights)
+        test_prompts = {test_env.get_problem(i).prompt for i in range(evaluation["problems"])}
+        evaluation["test_prompts_in_demonstrations"] = sum(d.prompt in test_prompts for d in demos)
+        print("[warmstart] " + format_report(evaluation).replace("\n", "\n[warmstart] "), flush=True)
+
+    meta = {
+        "config": asdict(cfg),
+        "strategy_weights": weights,
+        "num_demonstrations": len(weighted_demos),
+        "num_balanced_demonstrations": len(balanced_demos),
+        "balanced_weights": {k: 1.0 / len(balanced) for k in balanced},
+        "demonstration_family_share": _shares(demo_families),
+        "train_tokens": n_tokens,
+        "num_parameters": n_params,
+        "train_steps": max_steps,
+        "learning_rate": lr,
+        "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
+        "train_tokens_per_second": round(n_tokens / max(train_seconds, 1e-9), 1),
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None,
+        "train_loss_mean": result.training_loss,
+        "total_seconds": None,
+        "evaluation": evaluation,
+    }
+    out = cfg.resolved_output_dir()
+    meta["total_seconds"] = round(time.perf_counter() - started, 2)
+    _save_atomically(model, tokenizer, meta, out)
+    print(f"[warmstart] saved {out} ({meta['total_seconds']:.0f} s in all)", flush=True)
+    return out
+
+
+def _shares(counts: Counter[str]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: round(v / total, 4) for k, v in sorted(counts.items())} if total else {}
+
+
+def _stop_at_eos(model: Any, tokenizer: Any) -> None:
+    """Make the saved generation config stop at the tokenizer's EOS (the token the completions were trained to end
+    with), whatever EOS ids it listed before."""
+    gen = model.generation_config
+    ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    ids = [i for i in ids if i is not None]
+    if tokenizer.eos_token_id not in ids:
+        gen.eos_token_id = [tokenizer.eos_token_id, *ids]
+    if gen.pad_token_id is None:
+        gen.pad_token_id = tokenizer.pad_token_id
+
+
+def _save_atomically(model: Any, tokenizer: Any, meta: dict[str, Any], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "warmstart.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=target.name + ".old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---- CLI -------------------------------------------------------------------------------------------------------
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
+
+
+def parse_args(argv: Sequence[str] | None = None) -> WarmstartConfig:
+    d = WarmstartConfig()
+    p = argparse.ArgumentParser(prog="python -m agents.warmstart", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--env", dest="env_id", default=d.env_id)
+    p.add_argument("--env-kwargs", type=_json_arg, default={}, help="JSON dict of env constructor kwargs")
+    p.add_argument("--model", default=d.model, help="'tiny' or a model name/path (smollm2-135m resolves offline)")
+    p.add_argument("--d-model", type=int, default=d.d_model)
+    p.add_argument("--n-layers", type=int, default=d.n_layers)
+    p.add_argument("--n-heads", type=int, default=d.n_heads)
+    p.add_argument("--mlp-ratio", type=int, default=d.mlp_ratio)
+    p.add_argument("--max-positions", type=int, default=d.max_positions)
+    p.add_argument("--strategy-weights", type=_json_arg, default=None,
+                   help='JSON dict family -> weight, e.g. \'{"x=0": 0.85, "x=1": 0.15}\' (default: the env\'s)')
+    p.add_argument("--num-demos", type=int, default=d.num_demos)
+    p.add_argument("--balanced-demos", type=int, default=d.balanced_demos,
+                   help="equal-weight demonstrations trained on first (0 = none)")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="default: 3e-3 tiny, 1e-4 otherwise")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--output-dir", default=None, help="default: $POLYENV_CACHE/bases/{env}__{model}__s{seed}")
+    p.add_argument("--num-threads", type=int, default=d.num_threads)
+    p.add_argument("--eval-problems", type=int, default=d.eval_problems)
+    p.add_argument("--eval-samples", type=int, default=d.eval_samples)
+    p.add_argument("--eval-temperature", type=float, default=d.eval_temperature)
+    p.add_argument("--eval-batch-prompts", type=int, default=d.eval_batch_prompts)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    ns = p.parse_args(argv)
+    try:
+        return WarmstartConfig(**vars(ns))
+    except ValueError as exc:
+        p.error(str(exc))
+        raise  # unreachable: p.error exits
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    warmstart(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""Benchmark suites: which envs, agents, seeds, base model and budget a run of ``benchmarks.run`` covers.
+
+    from benchmarks.suites import SUITES, get_suite
+    suite = get_suite("synthetic-cpu")
+    suite.train_kwargs(suite.envs[0], agent="poly_epo", seed=1)   # TrainConfig keyword arguments for one run
+
+A suite is plain data (keyword dictionaries for ``agents.warmstart.WarmstartConfig`` and ``agents.config.TrainConfig``)
+so it can be printed, validated and dry-run on a machine without the heavy dependencies (or the GPU) it needs.
+Budgets were sized from step times measured on the 2-core CPU this project is developed on (see results/*/README.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+AGENTS = ("grpo", "grpo_div", "poly_epo")
+AGENT_LABELS = {"base": "base", "grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO"}
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """A held-out set a model is evaluated on.
+
+    Attributes:
+        env_id: registered id (``PolySet-*``); ``env_kwargs`` are passed to ``gymnasium.make`` with ``split``.
+        split: the held-out split (``"test"``).
+        num_problems: problems evaluated (the first ``num_problems`` indices of the split).
+        num_samples: samples drawn per problem (pass@k is reported for k = 1, 2, 4, ... up to this).
+        max_new_tokens: generation budget per sample.
+        temperature / top_p: sampling settings (the paper samples at temperature 1.0).
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    split: str = "test"
+    num_problems: int = 16
+    num_samples: int = 64
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.env_id.startswith("PolySet-"):
+            raise ValueError(f"EvalTarget.env_id must be a registered PolySet-* id, got {self.env_id!r}")
+        for name in ("num_problems", "num_samples", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EvalTarget.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
+            raise ValueError(f"bad sampling settings temperature={self.temperature!r}, top_p={self.top_p!r}")
+
+    @property
+    def name(self) -> str:
+        return short_env_name(self.env_id)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One training environment of a suite with its warm start, training overrides and evaluation targets.
+
+    Attributes:
+        env_id / env_kwargs: the training environment (``split="train"``).
+        warmstart: ``WarmstartConfig`` keyword arguments (without ``output_dir``) that build this env's base policy,
+            or ``None`` when the suite's model is trained as it is (e.g. the paper's Qwen3 config).
+        train: ``TrainConfig`` overrides for this env (on top of the suite's ``train``).
+        eval: held-out sets; empty = the same env's ``test`` split with the suite's eval defaults.
+        rare_threshold: a strategy family is *rare* when its weight in the warm-start prior is below this.
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    warmstart: dict[str, Any] | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    eval: tuple[EvalTarget, ...] = ()
+    rare_threshold: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.env_id.startswith("PolySet-"):
+            raise ValueError(f"EnvSpec.env_id must be a registered PolySet-* id, got {self.env_id!r}")
+        if not 0 <= self.rare_threshold <= 1:
+            raise ValueError(f"rare_threshold must be in [0, 1], got {self.rare_threshold!r}")
+        if self.warmstart is not None and "output_dir" in self.warmstart:
+            raise ValueError("EnvSpec.warmstart must not set output_dir: the runner places base models under runs/")
+
+    @property
+    def name(self) -> str:
+        return short_env_name(self.env_id)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark: (envs x agents x seeds) training runs from one base model per env, then evaluation.
+
+    Attributes:
+        name: the suite's name (also the folder under ``results/`` and ``runs/``).
+        description: one line for the README.
+        envs: the environments.
+        agents: agent names (``grpo``, ``grpo_div``, ``poly_epo``).
+        seeds: training seeds.
+        model: the model every run starts from when an env has no warm start (hub id, path or alias), and the
+            model a warm start fine-tunes when its own kwargs name none.
+        train: ``TrainConfig`` keyword arguments shared by all runs (per-env ``EnvSpec.train`` overrides them).
+        agent_train: per-agent ``TrainConfig`` overrides, e.g. ``{"grpo_div": {"diversity_lambda": 0.5}}``.
+        eval_defaults: ``EvalTarget`` keyword arguments used when an env lists no eval targets.
+        workers: training/eval jobs run in parallel worker processes.
+        threads_per_worker: torch threads in each worker.
+        requires_gpu: the suite only runs with CUDA (it can still be validated and dry-run anywhere).
+        eval_base: evaluate the base model too (ablations that share a base with another suite skip it).
+    """
+
+    name: str
+    description: str
+    envs: tuple[EnvSpec, ...]
+    agents: tuple[str, ...] = AGENTS
+    seeds: tuple[int, ...] = (0,)
+    model: str = "tiny"
+    train: dict[str, Any] = field(default_factory=dict)
+    agent_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_defaults: dict[str, Any] = field(default_factory=dict)
+    workers: int = 2
+    threads_per_worker: int = 1
+    requires_gpu: bool = False
+    eval_base: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.envs:
+            raise ValueError(f"suite {self.name!r} has no envs")
+        if not self.agents or not self.seeds:
+            raise ValueError(f"suite {self.name!r} needs agents and seeds, got {self.agents!r} / {self.seeds!r}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"suite {self.name!r}: seeds must be distinct non-negative ints, got {self.seeds!r}")
+        names = [e.name for e in self.envs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"suite {self.name!r} lists an env twice: {names}")
+        if self.workers < 1 or self.threads_per_worker < 1:
+            raise ValueError(f"workers and threads_per_worker must be >= 1, got {self.workers}, "
+                             f"{self.threads_per_worker}")
+        reserved = {"env_id", "env_kwargs", "agent", "seed", "output_dir", "run_name", "resume"}
+        unknown = set(self.agent_train) - set(self.agents)
+        if unknown:
+            raise ValueError(f"suite {self.name!r}: agent_train names agents {sorted(unknown)} not in {self.agents}")
+        for where, kw in ([("train", self.train)] + [(f"{e.name}.train", e.train) for e in self.envs]
+                          + [(f"agent_train[{a}]", kw) for a, kw in self.agent_train.items()]):
+            bad = reserved & set(kw)
+            if bad:
+                raise ValueError(f"suite {self.name!r}: {where} must not set {sorted(bad)}; the runner sets them")
+        for env in self.envs:  # builds every target, so bad eval settings fail here
+            self.eval_targets(env)
+
+    def eval_targets(self, env: EnvSpec) -> tuple[EvalTarget, ...]:
+        """The held-out sets of ``env`` (its own, or its test split with the suite's defaults)."""
+        if env.eval:
+            return env.eval
+        return (EvalTarget(env.env_id, dict(env.env_kwargs), **self.eval_defaults),)
+
+    def train_kwargs(self, env: EnvSpec, agent: str, seed: int) -> dict[str, Any]:
+        """``TrainConfig`` keyword arguments of one run (without output_dir / run_name / resume)."""
+        kw = {"env_id": env.env_id, "env_kwargs": dict(env.env_kwargs), "agent": agent, "seed": seed,
+              "model": self.model}
+        kw.update(self.train)
+        kw.update(env.train)
+        kw.update(self.agent_train.get(agent, {}))
+        return kw
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.envs) * len(self.agents) * len(self.seeds)
+
+
+def short_env_name(env_id: str) -> str:
+    """``PolySet-Polynomial-v0`` -> ``Polynomial`` (folder names and plot labels)."""
+    name = env_id.removeprefix("PolySet-")
+    return name.rsplit("-v", 1)[0] if "-v" in name else name
+
+
+# ---- the suites -----------------------------------------------------------------------------------------------------
+# Warm starts: a 1 M-parameter char-level Llama (agents.warmstart defaults: d_model 128, 4 layers, 4,000
+# demonstrations, 2 epochs) trained on demonstrations with a skewed strategy prior (the "pretrained model that knows
+# a few strategies" of the paper, in miniature). The knobs keep the arithmetic within reach of such a model: with the
+# envs' default sizes it copies numbers badly and rarely computes anything right (measured: 12.5% accuracy on
+# Polynomial with coefficients up to 9, every correct answer x = 0). Families below 5% of the prior are "rare".
+POLYNOMIAL = EnvSpec(
+    "PolySet-Polynomial-v0",
+    env_kwargs={"max_coefficient": 3, "num_test_problems": 50},
+    warmstart={"model": "tiny", "eval_problems": 24,
+               "strategy_weights": {"x=0": 0.6, "x=1": 0.2, "x=2": 0.16, "other": 0.04}},
+)
+MULTIPLICATION = EnvSpec(
+    "PolySet-Multiplication-v0",
+    env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
+    warmstart={"model": "tiny", "eval_problems": 24,
+               "strategy_weights": {"p-add": 0.85, "p-sub": 0.06, "q-sub": 0.04, "both": 0.03, "factor": 0.02}},
+    train={"max_completion_length": 80},
+)
+COUNTDOWN = EnvSpec(
+    "PolySet-Countdown-v0",
+    env_kwargs={"num_numbers": 3, "max_value": 15, "min_target": 5, "max_target": 50, "min_solutions": 3,
+                "num_test_problems": 50},
+    warmstart={"model": "tiny", "eval_problems": 24},  # the env's prior: add 0.85, mul 0.07, sub 0.05, div 0.03
+    train={"max_completion_length": 64},
+)
+
+# CPU RL settings shared by the synthetic suites: N = 8, n = 4 and B = 8 prompts per step as in the paper's ratio;
+# lr is the tiny model's, not the paper's 1e-6 for a 4 B model. Step times measured here with 1 torch thread: ~6 s
+# on Polynomial while the 2 cores were shared with other jobs (2 threads per process was slower: 9-49 s/step).
+_CPU_TRAIN: dict[str, Any] = {
+    "prompts_per_step": 8,
+    "num_generations": 8,
+    "set_size": 4,
+    "learning_rate": 3e-4,
+    "temperature": 1.0,
+    "max_prompt_length": 128,
+    "max_completion_length": 48,
+    "save_steps": 5,
+    "progress": False,
+}
+# GRPO+DIV's bonus weight (the paper does not state it): 0.5, the advantage module's default.
+_AGENT_TRAIN: dict[str, dict[str, Any]] = {"grpo_div": {"diversity_lambda": 0.5}}
+
+_SYNTHETIC_EVAL: dict[str, Any] = {"num_problems": 12, "num_samples": 64, "max_new_tokens": 80}
+
+DEMO = Suite(
+    name="demo",
+    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny warm-started Llama, ~10 min",
+    envs=(POLYNOMIAL,),
+    agents=AGENTS,
+    seeds=(0,),
+    model="tiny",
+    train={**_CPU_TRAIN, "num_steps": 30},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 48},
+)
+
+SYNTHETIC_CPU = Suite(
+    name="synthetic-cpu",
+    description="Polynomial, Multiplication, Countdown; GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds; tiny warm-started Llama",
+    envs=(
+        # The paper's domain gets the largest budget; the other two are the breadth check (~1 h in all).
+        # Evaluation is ~10 s per 64 samples here, so the breadth envs get 4 held-out problems, Polynomial 12.
+        # Measured in this suite's first run: the tiny warm starts solve 0% of Multiplication and 0.5% of Countdown
+        # prompts (no reward signal for any agent), so those two get a short 10-step budget as a record of that.
+        dataclasses.replace(POLYNOMIAL, train={"num_steps": 40}, eval=(
+            EvalTarget(POLYNOMIAL.env_id, POLYNOMIAL.env_kwargs, num_problems=12, num_samples=64, max_new_tokens=48),)),
+        dataclasses.replace(MULTIPLICATION, train={**MULTIPLICATION.train, "num_steps": 10}, eval=(
+            EvalTarget(MULTIPLICATION.env_id, MULTIPLICATION.env_kwargs, num_problems=4, num_samples=64,
+                       max_new_tokens=80),)),
+        dataclasses.replace(COUNTDOWN, train={**COUNTDOWN.train, "num_steps": 10}, eval=(
+            EvalTarget(COUNTDOWN.env_id, COUNTDOWN.env_kwargs, num_problems=4, num_samples=64, max_new_tokens=64),)),
+    ),
+    agents=AGENTS,
+    seeds=(0, 1, 2),
+    model="tiny",
+    train={**_CPU_TRAIN, "num_steps": 30},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults=dict(_SYNTHETIC_EVAL),
+)
+
+SYNTHETIC_SMOL = Suite(
+    name="synthetic-smol",
+    description="Polynomial with SmolLM2-135M-Instruct warm-started by SFT, one seed: is the effect a tiny-model artefact?",
+    # SFT at ~125 tokens/s here: 400 demonstrations x 1 epoch is ~6 minutes.
+    envs=(dataclasses.replace(POLYNOMIAL, warmstart={"model": "smollm2-135m", "num_demos": 400, "epochs": 1.0,
+                                                     "batch_size": 8, "eval_problems": 8,
+                                                     "strategy_weights": POLYNOMIAL.warmstart["strategy_weights"]}),),
+    agents=AGENTS,
+    seeds=(0,),
+    model="smollm2-135m",
+    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "max_completion_length": 32,
+           "save_steps": 5},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 32},
+    workers=1,
+    threads_per_worker=2,
+)
+
+# The paper's configuration (DESIGN.md section 1): Qwen3-4B-Base on POLARIS-53K, N = 8, n = 4, 128 prompts per batch,
+# 64 per mini-batch, lr 1e-6, temperature 1.0, response <= 4096 tokens, clip 0.2 / 0.28, no KL, grad clip 0.3,
+# one PPO epoch, Dr.GRPO loss. Evaluated on the maths benchmarks this machine has plus AIME 2025 from the hub.
+_MATH_EVAL = {"num_samples": 64, "max_new_tokens": 4096, "temperature": 1.0}
+MATH_GPU = Suite(
+    name="math-gpu",
+    description="Paper config: Qwen3-4B-Base on POLARIS, N=8, n=4, lr 1e-6, 128 prompts/step (GPU only)",
+    envs=(
+        EnvSpec(
+            "PolySet-POLARIS-v0",
+            env_kwargs={"judge": "llm"},
+            warmstart=None,
+            eval=(
+                EvalTarget("PolySet-AIME2025-v0", num_problems=30, **_MATH_EVAL),
+                EvalTarget("PolySet-Minerva-v0", num_problems=272, **_MATH_EVAL),
+                EvalTarget("PolySet-MATH500-v0", num_problems=500, **_MATH_EVAL),
+            ),
+        ),
+    ),
+    agents=AGENTS,
+    seeds=(0,),
+    model="Qwen/Qwen3-4B-Base",
+    train={
+        "num_steps": 400,
+        "prompts_per_step": 128,
+        "mini_batch_size": 64,
+        "num_generations": 8,
+        "set_size": 4,
+        "learning_rate": 1e-6,
+        "temperature": 1.0,
+        "max_prompt_length": 1024,
+        "max_completion_length": 4096,
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "beta": 0.0,
+        "max_grad_norm": 0.3,
+        "num_iterations": 1,
+        "loss_type": "dr_grpo",
+        "scale_rewards": "none",
+        "gradient_accumulation_steps": 8,
+        "gradient_checkpointing": True,
+        "use_vllm": True,
+        "save_steps": 10,
+        "progress": False,
+    },
+    agent_train=_AGENT_TRAIN,
+    workers=1,
+    threads_per_worker=8,
+    requires_gpu=True,
+)
+
+# Small follow-up experiments on Polynomial (one seed, same base and evaluation as synthetic-cpu; see
+# results/synthetic-cpu/README.md for what they were for and what they showed).
+_POLY_40 = SYNTHETIC_CPU.envs[0]
+ABLATIONS = (
+    Suite(name="ablation-lr1e-4", description="Polynomial, GRPO vs Poly-EPO at lr 1e-4 (synthetic-cpu uses 3e-4)",
+          envs=(_POLY_40,), agents=("grpo", "poly_epo"), seeds=(0,), model="tiny",
+          train={**_CPU_TRAIN, "learning_rate": 1e-4}, eval_base=False),
+    Suite(name="ablation-polyepo-lr1e-3",
+          description="Polynomial, Poly-EPO at lr 1e-3: its marginal set advantages are ~(N-n)/(n(N-1)) = 1/7 the "
+                      "size of GRPO's, so at equal lr it takes smaller steps",
+          envs=(_POLY_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
+          train={**_CPU_TRAIN, "learning_rate": 1e-3}, eval_base=False),
+    Suite(name="ablation-set-size-2", description="Polynomial, Poly-EPO with sets of n = 2 of the N = 8 samples "
+                                                  "(synthetic-cpu uses n = 4)",
+          envs=(_POLY_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
+          train={**_CPU_TRAIN, "set_size": 2}, eval_base=False),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
+
+
+def get_suite(name: str) -> Suite:
+    """The suite called ``name``; a ValueError lists the choices."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
+    return SUITES[name]

@@ -1,0 +1,423 @@
+"""``PolySet-Countdown-v0``: reach a target with + - * / on given numbers, each used at most once.
+
+    env = gym.make("PolySet-Countdown-v0", num_numbers=4)
+    prompt, info = env.reset(seed=0)   # "Use 3, 4, 5, 11 (each at most once) with + - * / to make 17. End with: ..."
+    info["task"]                       # {"numbers": (3, 4, 5, 11), "target": 17, "num_solutions": 4}
+    env.step(["3 * 4 = 12, 12 + 5 = 17. Answer: 3*4+5", "Answer: 5 + 4*3", "Answer: 11+5+4-3"])  # labels 0, 0, 1
+
+Rules (as in the TV game): every intermediate result must be a positive whole number (``7/2*4`` and ``3-4+5`` are
+rejected although they equal 14 and 4); no unary minus, no powers, each given number used at most once (not all need
+be used). Reward 1 iff the expression follows the rules and equals the target.
+
+Answer convention: the expression after "Answer:" (to the end of its line; ``... = 17`` after it is ignored). All
+answers given must be the same strategy, else "conflicting answers". Without a marker the last line is read.
+
+Strategy (oracle label) = the canonical form modulo commutativity and associativity of + and *, with - and / read as
+adding a negated term and multiplying by a reciprocal: sums and products are flattened and their operands sorted
+(``3*4+5``, ``5+4*3`` and ``(5+(4*3))`` are one strategy; ``20-(3-4)`` is ``20+4-3``). The canonical form is itself a
+valid expression with the same value (and obeys the rules), and it is the ``answer`` string. Expressions that break
+the rules (unknown or reused numbers, division by zero, non-integer or non-positive steps) are degenerate with the
+reason in ``info["errors"]``. Multiplying or dividing by a sub-expression equal to 1 (``(a+b)*(4-3)``) is legal and
+gives a different label; such padded solutions are not counted in ``num_solutions`` nor used in demonstrations.
+
+Problems are generated here (not with reasoning-gym's Countdown, whose verifier runs sympy's ``parse_expr`` on the
+answer, i.e. eval, and whose problems need not have many solutions): every problem has at least ``min_solutions``
+distinct canonical solutions without a step by 1, counted by exhaustive search (``info["task"]["num_solutions"]``).
+Families: ``add`` (a sum of positive terms at the top), ``sub`` (a sum with a subtracted term), ``mul`` (a product),
+``div`` (a product with a divisor), ``single`` (one number).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Hashable
+from functools import lru_cache
+from itertools import combinations
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error
+from polyenv.judges import GenerationResult
+from polyenv.safe_arith import (
+    ArithError,
+    ArithSyntaxError,
+    Limits,
+    Neg,
+    Node,
+    Num,
+    evaluate,
+    normalise_operators,
+    parse,
+    to_text,
+)
+from polyenv.text import MAX_GENERATION_CHARS
+
+LIMITS = Limits(max_chars=300, max_tokens=100, max_digits=12, max_depth=24, max_exponent=1, max_bits=512,
+                allow_power=False)
+
+
+# ---- canonical forms modulo commutativity and associativity -------------------------------------------------------
+
+class Canon(NamedTuple):
+    """A flattened expression: ``kind`` "n" (number), "s" (sum: ``a`` added, ``b`` subtracted operand texts) or
+    "p" (product: ``a`` numerator, ``b`` denominator operand texts); ``text`` is the canonical expression."""
+
+    kind: str
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+    text: str
+
+
+def number(value: int) -> Canon:
+    text = str(value)
+    return Canon("n", (text,), (), text)
+
+
+def _sum(pos: tuple[str, ...], neg: tuple[str, ...]) -> Canon:
+    text = "+".join(sorted(pos)) + "".join("-" + t for t in sorted(neg))
+    return Canon("s", pos, neg, text)
+
+
+def _product(num: tuple[str, ...], den: tuple[str, ...]) -> Canon:
+    text = "*".join(sorted(num)) + "".join("/" + t for t in sorted(den))
+    return Canon("p", num, den, text if num else "1" + text)
+
+
+def _as_sum(x: Canon) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (x.a, x.b) if x.kind == "s" else ((x.text,), ())
+
+
+def _as_product(x: Canon) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if x.kind == "p":
+        return x.a, x.b
+    return ((f"({x.text})",) if x.kind == "s" else (x.text,)), ()
+
+
+def combine(op: str, x: Canon, y: Canon) -> Canon:
+    """The canonical form of ``x op y`` from those of ``x`` and ``y``."""
+    if op in "+-":
+        (xp, xn), (yp, yn) = _as_sum(x), _as_sum(y)
+        return _sum(xp + yp, xn + yn) if op == "+" else _sum(xp + yn, xn + yp)
+    (xu, xd), (yu, yd) = _as_product(x), _as_product(y)
+    return _product(xu + yu, xd + yd) if op == "*" else _product(xu + yd, xd + yu)
+
+
+def canonical(node: Node) -> Canon:
+    """The canonical form of a parsed expression."""
+    if isinstance(node, Num):
+        return number(node.value)
+    if isinstance(node, Neg):
+        pos, neg = _as_sum(canonical(node.operand))
+        return _sum(neg, pos)
+    if node.op not in "+-*/":
+        raise ArithSyntaxError(f"operator {node.op!r} is not allowed")
+    return combine(node.op, canonical(node.left), canonical(node.right))
+
+
+def family_of(c: Canon) -> str:
+    if c.kind == "s":
+        return "sub" if c.b else "add"
+    if c.kind == "p":
+        return "div" if c.b else "mul"
+    return "single"
+
+
+# ---- exhaustive search ---------------------------------------------------------------------------------------------
+
+class _Entry(NamedTuple):
+    value: int
+    op: str | None
+    left: int  # a number's index when op is None, else an entry index
+    right: int
+    essential: bool  # no step multiplies or divides by 1
+
+
+@lru_cache(maxsize=64)  # a problem's search is reused by its demonstration; returns a shared list: do not mutate
+def search(numbers: tuple[int, ...]) -> list[_Entry]:
+    """Every expression over sub-multisets of ``numbers`` whose intermediate results are positive integers
+    (commutative operations once per operand pair). Entries refer to earlier entries; see :func:`canonical_of`."""
+    n = len(numbers)
+    entries: list[_Entry] = []
+    by_mask: dict[int, list[int]] = {}
+    for i, v in enumerate(numbers):
+        by_mask[1 << i] = [len(entries)]
+        entries.append(_Entry(v, None, i, -1, True))
+    for size in range(2, n + 1):
+        for subset in combinations(range(n), size):
+            mask = sum(1 << i for i in subset)
+            out: list[int] = []
+            rest = subset[1:]
+            # split mask into A (containing the lowest index) and B, so each unordered split is visited once
+            for k in range(size - 1):
+                for extra in combinations(rest, k):
+                    a_mask = (1 << subset[0]) | sum(1 << i for i in extra)
+                    b_mask = mask ^ a_mask
+                    for ia in by_mask[a_mask]:
+                        ea = entries[ia]
+                        va = ea.value
+                        for ib in by_mask[b_mask]:
+                            eb = entries[ib]
+                            vb = eb.value
+                            ess = ea.essential and eb.essential
+                            cands = [(va + vb, "+", ia, ib, ess), (va * vb, "*", ia, ib, ess and va != 1 and vb != 1)]
+                            if va > vb:
+                                cands.append((va - vb, "-", ia, ib, ess))
+                                if va % vb == 0:
+                                    cands.append((va // vb, "/", ia, ib, ess and vb != 1))
+                            elif vb > va:
+                                cands.append((vb - va, "-", ib, ia, ess))
+                                if vb % va == 0:
+                                    cands.append((vb // va, "/", ib, ia, ess and va != 1))
+                            else:  # x/y and y/x are both 1 but are different expressions
+                                cands.append((1, "/", ia, ib, ess and vb != 1))
+                                cands.append((1, "/", ib, ia, ess and va != 1))
+                            for cand in cands:
+                                out.append(len(entries))
+                                entries.append(_Entry(*cand))
+            by_mask[mask] = out
+    return entries
+
+
+def canonical_of(entries: list[_Entry], index: int, numbers: tuple[int, ...], memo: dict[int, Canon]) -> Canon:
+    """Canonical form of search entry ``index`` (memoised in ``memo``)."""
+    got = memo.get(index)
+    if got is None:
+        e = entries[index]
+        if e.op is None:
+            got = number(numbers[e.left])
+        else:
+            got = combine(e.op, canonical_of(entries, e.left, numbers, memo),
+                          canonical_of(entries, e.right, numbers, memo))
+        memo[index] = got
+    return got
+
+
+def solutions(numbers: tuple[int, ...], target: int, *, essential_only: bool = False) -> dict[str, Canon]:
+    """All distinct canonical solutions (text -> form) of a problem; ``essential_only``: none with a step by 1."""
+    entries = search(numbers)
+    memo: dict[int, Canon] = {}
+    out: dict[str, Canon] = {}
+    for i, e in enumerate(entries):
+        if e.value == target and (e.essential or not essential_only):
+            c = canonical_of(entries, i, numbers, memo)
+            out.setdefault(c.text, c)
+    return out
+
+
+# ---- the environment -------------------------------------------------------------------------------------------------
+
+class CountdownEnv(SyntheticEnv):
+    """Make the target from the numbers with + - * /. See the module docstring.
+
+    Args:
+        num_numbers: how many numbers are given (2 to 5). The exhaustive search takes ~5 ms per draw with 4 numbers and
+            ~100 ms with 5 (which have far more solutions: nearly every draw has targets with 15+).
+        min_value, max_value: the numbers are distinct, drawn uniformly from this range (distinct numbers leave no
+            padding such as ``*7/7``).
+        min_target, max_target: the target is drawn among values in this range (never one of the numbers) that
+            have at least ``min_solutions`` distinct canonical solutions.
+        min_solutions: the least number of distinct solutions (strategies, not counting steps by 1) of every
+            problem. With 4 numbers from 1..20, 35% of draws have a target in 10..100 with 6 or more (about 1,700
+            number sets qualify); with 5 numbers nearly every draw has targets with 15 or more.
+        num_test_problems: size of the fixed held-out test split (the train split is unbounded).
+        set_size, objective, judge, judge_kwargs, split, max_generation_chars, render_mode: see ``SetEnv``.
+    """
+
+    domain = "countdown"
+    strategy_families: ClassVar[tuple[str, ...]] = ("add", "sub", "mul", "div", "single")
+    default_strategy_weights: ClassVar[dict[str, float]] = {"add": 0.85, "mul": 0.07, "sub": 0.05, "div": 0.03}
+
+    def __init__(
+        self,
+        *,
+        num_numbers: int = 4,
+        min_value: int = 1,
+        max_value: int = 20,
+        min_target: int = 10,
+        max_target: int = 100,
+        min_solutions: int = 6,
+        num_test_problems: int = 200,
+        set_size: int = 4,
+        objective: Any = "polychromic",
+        judge: Any = None,
+        judge_kwargs: dict[str, Any] | None = None,
+        split: str = "train",
+        max_generation_chars: int = MAX_GENERATION_CHARS,
+        render_mode: str | None = None,
+    ) -> None:
+        knobs = {"num_numbers": num_numbers, "min_value": min_value, "max_value": max_value,
+                 "min_target": min_target, "max_target": max_target, "min_solutions": min_solutions}
+        for name, value in knobs.items():
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004 (as SetEnv does)
+        if not 2 <= num_numbers <= 5:
+            raise ValueError(f"num_numbers must be in [2, 5], got {num_numbers}")
+        if not 1 <= min_value <= max_value <= 10**6 or max_value - min_value + 1 < num_numbers:
+            raise ValueError(f"need 1 <= min_value <= max_value <= 1e6 with room for {num_numbers} distinct numbers, "
+                             f"got min_value={min_value}, max_value={max_value}")
+        if not 1 <= min_target <= max_target <= 10**9:
+            raise ValueError(f"need 1 <= min_target <= max_target, got min_target={min_target}, "
+                             f"max_target={max_target}")
+        if min_solutions < 1:
+            raise ValueError(f"min_solutions must be >= 1, got {min_solutions}")
+        self.num_numbers, self.min_value, self.max_value = int(num_numbers), int(min_value), int(max_value)
+        self.min_target, self.max_target, self.min_solutions = int(min_target), int(max_target), int(min_solutions)
+        super().__init__(num_test_problems=num_test_problems, set_size=set_size, objective=objective, judge=judge,
+                         judge_kwargs=judge_kwargs, split=split, max_generation_chars=max_generation_chars,
+                         render_mode=render_mode)
+
+    # ---- problems -----------------------------------------------------------------------------------------------
+    def _config(self) -> tuple:
+        return (self.num_numbers, self.min_value, self.max_value, self.min_target, self.max_target,
+                self.min_solutions)
+
+    def _draw(self, rng: np.random.Generator) -> tuple[int, ...]:
+        picks = rng.choice(self.max_value - self.min_value + 1, size=self.num_numbers, replace=False)
+        return tuple(int(v) + self.min_value for v in picks)
+
+    def _overlap_key(self, draw: tuple[int, ...]) -> Hashable:
+        return tuple(sorted(draw))  # the same numbers in another order are the same problem
+
+    def _build(self, draw: tuple[int, ...], rng: np.random.Generator) -> dict[str, Any] | None:
+        entries = search(draw)
+        memo: dict[int, Canon] = {}
+        raw = Counter(e.value for e in entries
+                      if e.essential and self.min_target <= e.value <= self.max_target and e.value not in draw)
+        by_target: dict[int, set[str]] = defaultdict(set)
+        for i, e in enumerate(entries):
+            if e.essential and raw.get(e.value, 0) >= self.min_solutions:  # raw count bounds the distinct count
+                by_target[e.value].add(canonical_of(entries, i, draw, memo).text)
+        candidates = sorted(v for v, texts in by_target.items() if len(texts) >= self.min_solutions)
+        if not candidates:
+            return None
+        t = candidates[int(rng.integers(0, len(candidates)))]
+        return {"numbers": draw, "target": int(t), "num_solutions": len(by_target[t])}
+
+    def _prompt(self, task: dict[str, Any]) -> str:
+        nums = ", ".join(str(v) for v in task["numbers"])
+        return (f"Use {nums} (each at most once) with + - * / to make {task['target']}. "
+                "End with: Answer: <expression>")
+
+    # ---- scoring ------------------------------------------------------------------------------------------------
+    def _score_generation(self, problem: Any, text: str) -> GenerationResult:
+        numbers, target = problem.task["numbers"], problem.task["target"]
+        nest = nesting_error(text)
+        if nest is not None:
+            return GenerationResult.failed(nest)
+        lines = answer_lines(text)
+        if isinstance(lines, str):
+            return GenerationResult.failed(lines)
+        lines = [ln for ln in lines if not ln.startswith("<")]  # the prompt's "Answer: <expression>"
+        if not lines:
+            lines = [text.strip().rsplit("\n", 1)[-1]]
+        forms: dict[str, tuple[Node, Canon]] = {}
+        for line in lines:
+            try:
+                node = parse(_expression_part(line), LIMITS)
+                form = canonical(node)
+            except ArithSyntaxError as exc:
+                if len(lines) == 1:
+                    return GenerationResult.failed(no_answer_error(line, "answer expression") + f" ({exc})")
+                continue
+            except ArithError as exc:
+                return GenerationResult.failed(f"bad answer: {exc}")
+            forms.setdefault(form.text, (node, form))
+        if not forms:
+            return GenerationResult.failed(no_answer_error(text, "answer expression (end with 'Answer: <expression>')"))
+        if len(forms) > 1:
+            return GenerationResult.failed("conflicting answers: " + ", ".join(list(forms)[:4]))
+        node, form = next(iter(forms.values()))
+        problem_with_numbers = _number_misuse(node, numbers)
+        if problem_with_numbers is not None:
+            return GenerationResult.failed(problem_with_numbers, expression=form.text)
+        try:
+            value = evaluate(node, LIMITS, integer_steps=True)
+            _check_positive_steps(node)
+        except ArithError as exc:
+            return GenerationResult.failed(f"bad answer: {exc}", expression=form.text)
+        correct = value == target
+        return GenerationResult(reward=1.0 if correct else 0.0, correct=correct, answer=form.text,
+                                strategy_key=form.text,
+                                details={"expression": form.text, "value": int(value), "target": target,
+                                         "family": family_of(form)})
+
+    # ---- strategies and demonstrations --------------------------------------------------------------------------
+    def strategy_family(self, strategy_key: Hashable) -> str:
+        """``add``, ``sub``, ``mul``, ``div`` or ``single`` for a canonical expression; ``"none"`` for ``None``."""
+        if strategy_key is None:
+            return "none"
+        try:
+            return family_of(canonical(parse(str(strategy_key), LIMITS)))
+        except ArithError:
+            return "none"
+
+    def _write_demonstration(self, task: dict[str, Any], family: str, rng: np.random.Generator
+                             ) -> tuple[str, Hashable] | None:
+        sols = solutions(task["numbers"], task["target"], essential_only=True)
+        found = sorted(t for t, c in sols.items() if family_of(c) == family)
+        if not found:
+            return None
+        text = found[int(rng.integers(0, len(found)))]
+        return f"{worked_steps(parse(text, LIMITS))}. Answer: {text}", text
+
+
+def _expression_part(line: str) -> str:
+    """The expression of an answer line: drops ``= 17`` and other all-number segments, a final period, ``$``."""
+    line = normalise_operators(line).strip().rstrip(".").strip()
+    if "=" in line:
+        segments = [s.strip() for s in line.split("=")]
+        exprs = [s for s in segments if s and not s.isdigit()]
+        line = exprs[0] if exprs else segments[0]
+    return line
+
+
+def _leaves(node: Node) -> list[int]:
+    if isinstance(node, Num):
+        return [node.value]
+    if isinstance(node, Neg):
+        return _leaves(node.operand)
+    return _leaves(node.left) + _leaves(node.right)
+
+
+def _number_misuse(node: Node, numbers: tuple[int, ...]) -> str | None:
+    used, given = Counter(_leaves(node)), Counter(numbers)
+    for v, k in sorted(used.items()):
+        if v not in given:
+            return f"uses {v}, which is not one of the numbers {list(numbers)}"
+        if k > given[v]:
+            return f"uses {v} {k} times but it is given {given[v]} time(s)"
+    return None
+
+
+def _check_positive_steps(node: Node) -> int:
+    """The value of a tree already evaluated with integer steps; raises unless every step is positive."""
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Neg):
+        raise ArithError("unary minus is not allowed (every intermediate result must be positive)")
+    a, b = _check_positive_steps(node.left), _check_positive_steps(node.right)
+    v = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[node.op]
+    if v <= 0:
+        raise ArithError(f"intermediate result {a} {node.op} {b} = {v} is not positive")
+    return v
+
+
+def worked_steps(node: Node) -> str:
+    """``"3 * 4 = 12, 12 + 5 = 17"``: each operation of the tree, innermost first."""
+    steps: list[str] = []
+
+    def walk(n: Node) -> int:
+        if isinstance(n, Num):
+            return n.value
+        if isinstance(n, Neg):
+            return -walk(n.operand)
+        a, b = walk(n.left), walk(n.right)
+        v = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b and a % b == 0 else None}[n.op]
+        if v is None:
+            raise ArithError(f"{a} / {b} is not a whole number")
+        steps.append(f"{a} {n.op} {b} = {v}")
+        return v
+
+    walk(node)
+    return ", ".join(steps) if steps else to_text(node)

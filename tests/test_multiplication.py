@@ -1,0 +1,268 @@
+"""PolySet-Multiplication-v0: final answers, canonical decomposition labels, traps, splits, demonstrations."""
+
+import random
+import re
+import time
+from collections import Counter
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from polyenv import DEGENERATE
+from polyenv.domains.multiplication import MultiplicationEnv
+
+WHOLE = ("whole",)
+
+
+def factors_from_prompt(prompt):
+    m = re.fullmatch(r"Compute (\d+) \* (\d+) by decomposing the factors\. End with: Answer: <number>", prompt)
+    assert m, prompt
+    return int(m.group(1)), int(m.group(2))
+
+
+def round_up(v):
+    """(R, d) with v = R - d and R the next multiple of 10."""
+    r = (v // 10 + 1) * 10
+    return r, r - v
+
+
+@pytest.fixture()
+def env():
+    e = MultiplicationEnv()
+    e.reset(options={"index": 0})
+    return e
+
+
+def step(env, gens):
+    _, _, terminated, truncated, info = env.step(gens)
+    assert terminated and not truncated
+    return info
+
+
+def test_every_problem_accepts_independently_computed_answers():
+    for split, indices in (("test", range(200)), ("train", range(0, 10_000_000, 50_000))):
+        env = MultiplicationEnv(split=split)
+        for i in indices:
+            prompt, info = env.reset(options={"index": i})
+            p, q = factors_from_prompt(prompt)
+            assert (p, q) == (info["task"]["p"], info["task"]["q"]) and info["task"]["product"] == p * q
+            assert 100 <= p <= 999 and 10 <= q <= 99 and p % 10 and q % 10
+            r, d = round_up(q)
+            gens = [f"Answer: {p * q}", f"{p} * {q} = {p} * ({r} - {d}) = {p * r} - {p * d} = {p * q}. Answer: {p * q}",
+                    f"{p} * {q} = {p * q}", f"Answer: {p * q + 1}"]
+            out = step(env, gens)
+            assert out["rewards"] == [1.0, 1.0, 1.0, 0.0], (prompt, out["errors"])
+            assert out["strategies"] == [0, 1, 0, 0]  # a wrong direct answer is still the "direct" strategy
+            assert out["answers"][0] == str(p * q)
+
+
+def test_equivalent_writings_share_one_label(env):
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    n = p * q
+    r, d = round_up(q)
+    writings = [
+        f"{p} * {q} = {p} * ({r} - {d}) = {p * r} - {p * d} = {n}. Answer: {n}",
+        f"{p} * {q} = ({r} - {d}) * {p}. Answer: {n}",
+        f"{p} * {q} = {p}({r}-{d}). Answer: {n}",
+        f"{q} * {p} = (-{d} + {r})({p})\nAnswer: {n}",
+        f"{p} * {q} = {p} * {r} - {p} * {d} = {n}. Answer: {n}",
+        f"{r}*{p} - {d}*{p} = {n}.\nThe answer is {n}",
+        (f"Write {q} = {r} - {d}. Then {p} * {r} = {p * r} and {p} * {d} = {p * d}, so {p * r} - {p * d} = {n}. "
+         f"Answer: {n}"),
+        f"{p} × {q} = {p} × ({r} − {d}) = {n}. Answer: {n:,}",
+        f"{p} x {q} = {p} x ({r} - {d}) = {n}. Answer: \\boxed{{{n}}}",
+        f"$${p} \\times {q} = {p} \\times \\left({r} - {d}\\right) = {n}$$ Answer: {n}",
+    ]
+    out = step(env, writings)
+    assert out["rewards"] == [1.0] * len(writings), out["errors"]
+    assert out["strategies"] == [0] * len(writings)
+    assert out["details"][0]["strategy"] == ("decomp", WHOLE, ("sum", (-d, r)))
+    assert out["details"][0]["family"] == "q-sub"
+
+
+def test_distinct_decompositions_get_distinct_labels():
+    env = MultiplicationEnv()
+    env.reset(options={"index": 5})
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    n = p * q
+    h, t, u = p // 100 * 100, p // 10 % 10 * 10, p % 10
+    r, d = round_up(q)
+    cases = [
+        (f"{p} * {q} = {n}. Answer: {n}", ("direct",), "direct"),
+        (f"{p} * {q} = ({h} + {t} + {u}) * {q} = {n}. Answer: {n}", ("decomp", ("sum", tuple(sorted(x for x in (h, t, u) if x))), WHOLE), "p-add"),
+        (f"{p} * {q} = ({h + t} + {u}) * {q} = {n}. Answer: {n}", ("decomp", ("sum", (u, h + t)), WHOLE), "p-add"),
+        (f"{p} * {q} = ({p + 7} - 7) * {q} = {n}. Answer: {n}", ("decomp", ("sum", (-7, p + 7)), WHOLE), "p-sub"),
+        (f"{p} * {q} = {p} * ({q - q % 10} + {q % 10}) = {n}. Answer: {n}", ("decomp", WHOLE, ("sum", (q % 10, q - q % 10))), "q-add"),
+        (f"{p} * {q} = ({h + t} + {u})({r} - {d}) = {n}. Answer: {n}", ("decomp", ("sum", (u, h + t)), ("sum", (-d, r))), "both"),
+        (f"{p} * {q} = ({2 * p} / 2) * {q} = {n}. Answer: {n}", ("decomp", ("quot", (2 * p, 2)), WHOLE), "other"),
+        (f"{p} * {q} = {p} * ({q} * 1 + 0) = {n}. Answer: {n}", ("direct",), "direct"),  # no real split
+    ]
+    out = step(env, [c[0] for c in cases])
+    assert out["rewards"] == [1.0] * len(cases), out["errors"]
+    assert out["strategies"] == list(range(len(cases) - 1)) + [0]
+    for (_, key, family), details in zip(cases, out["details"]):
+        assert details["strategy"] == key and details["family"] == family
+
+
+def test_factorisations_are_grouped_back_into_p_and_q():
+    env = MultiplicationEnv()
+    # find a problem whose q is composite
+    for i in range(100):
+        env.reset(options={"index": i})
+        p, q = env.problem.task["p"], env.problem.task["q"]
+        small = [a for a in range(2, 10) if q % a == 0 and q // a > 1]
+        if small:
+            break
+    a = small[0]
+    b = q // a
+    n = p * q
+    writings = [f"{p} * {q} = {p} * ({a} * {b}) = {p * a} * {b} = {n}. Answer: {n}",
+                f"{p} * {q} = {a} * {p} * {b}. Answer: {n}",
+                f"{q} = {a} * {b}, so {p * a} * {b} = {n}. Answer: {n}"]
+    out = step(env, writings)
+    assert out["rewards"] == [1.0] * 3 and out["strategies"] == [0, 0, 0], out["errors"]
+    assert out["details"][0]["strategy"] == ("decomp", WHOLE, ("prod", tuple(sorted((a, b)))))
+    assert out["details"][0]["family"] == "factor"
+
+
+def test_wrong_decompositions_are_degenerate_with_a_reason(env):
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    n = p * q
+    r, d = round_up(q)
+    bad = [
+        f"{p} * {q} = {p} * ({r} - {d + 1}) = {n}. Answer: {n}",                # right answer, wrong split of q
+        f"{p} * {q} = ({p + 1} - 0)({r} - {d}). Answer: {n}",                   # wrong split of p
+        f"({p - 1} + 2)({r} + {d}) = {n + 5}. Answer: {n + 5}",                  # both split, neither right
+        f"{q} = {r} - {d + 2}. Answer: {n}",                                     # factor form, wrong
+        f"{p} * {q} = {p} * {r} - {p} * {d + 3} = {n}. Answer: {n}",             # distributed, parts do not sum to q
+        f"{p} * {q} = ({p} / 0) * {q}. Answer: {n}",                             # division by zero
+        f"{p} * {q} = ({p}.5 - 0.5) * {q}. Answer: {n}",                         # decimals in the decomposition
+    ]
+    out = step(env, bad)
+    assert out["rewards"] == [0.0] * len(bad) and out["strategies"] == [DEGENERATE] * len(bad)
+    for err in out["errors"][:5]:
+        assert err.startswith("invalid decomposition"), err
+    assert "division by zero" in out["errors"][5] and "non-integer" in out["errors"][6]
+    assert f"not {q}" in out["errors"][0] and f"not {p}" in out["errors"][1]
+
+
+def test_working_is_not_mistaken_for_a_decomposition(env):
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    n = p * q
+    r, d = round_up(q)
+    text = (f"{q} = {r} - {d}.\n{p} * {r} = {p * r}\n{p} * {d} = {p * d}\n{p * r} - {p * d} = {n}\nAnswer: {n}")
+    out = step(env, [text, f"{p} * {r} = {p * r}, minus {p * d}. Answer: {n}"])
+    assert out["rewards"] == [1.0, 1.0]
+    assert out["details"][0]["strategy"] == ("decomp", WHOLE, ("sum", (-d, r)))
+    assert out["details"][1]["strategy"] == ("direct",)
+
+
+@pytest.mark.parametrize("make_text, reason", [
+    (lambda p, q: "I don't know.", "no final answer"),
+    (lambda p, q: f"Answer: {p * q}\nAnswer: {p * q + 10}", "conflicting answers"),
+    (lambda p, q: f"Answer: {p * q}.5", "not an integer"),
+    (lambda p, q: f"Answer: {p * q}/1", "expression"),
+    (lambda p, q: "Answer: " + "".join("٠١٢٣٤٥٦٧٨٩"[int(c)] for c in str(p * q)), "non-ASCII digit"),
+    (lambda p, q: f"Answer: {p * q}" + "0" * 50, "more than 40 digits"),
+    (lambda p, q: f"Compute {p} * {q} by decomposing the factors. End with: Answer: <number>", "no final answer"),
+])
+def test_bad_answers_are_degenerate(env, make_text, reason):
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    out = step(env, [make_text(p, q)])
+    assert out["rewards"] == [0.0] and out["strategies"] == [DEGENERATE]
+    assert reason in out["errors"][0], out["errors"][0]
+
+
+def test_traps_score_zero_in_bounded_time(env):
+    p, q = env.problem.task["p"], env.problem.task["q"]
+    n = p * q
+    rnd = random.Random(0)
+    big = "".join(rnd.choice("0123456789") for _ in range(10_000))
+    traps = {
+        "10k-digit answer": f"Answer: 1{big}",
+        "10k-digit decomposition": f"{p} * {q} = (1{big} - {big}) * {q}. Answer: {n}",
+        "5000-deep parentheses": f"{p} * {q} = " + "(" * 5000 + f"{p}" + ")" * 5000 + f" * {q}. Answer: {n}",
+        "division by zero": f"{p} * {q} = ({p} / ({q} - {q})) * {q}. Answer: {n}",
+        "megabytes": f"Answer: {n} " + big * 300,
+        "binary": f"\x00\x01Answer: {n}\xff" * 5,
+        "many equals": f"Answer: {n} " + "=".join(str(rnd.randint(0, 9)) for _ in range(5000)),
+        "many answers": "".join(f"Answer: {n}\n" for _ in range(50)),
+    }
+    for name, text in traps.items():
+        start = time.perf_counter()
+        out = step(env, [text])
+        elapsed = time.perf_counter() - start
+        assert out["rewards"] == [0.0] and out["strategies"] == [DEGENERATE], (name, out["errors"])
+        assert out["errors"][0], name
+        assert elapsed < 1.0, (name, elapsed)
+
+
+def test_problems_are_deterministic_and_splits_disjoint():
+    a, b = MultiplicationEnv(), MultiplicationEnv()
+    b.reset(seed=99)
+    assert a.get_problem(123) == b.get_problem(123)
+    assert a.reset(seed=3) == b.reset(seed=3)
+    test_env = MultiplicationEnv(split="test")
+    test_pairs = {tuple(sorted((t.task["p"], t.task["q"]))) for t in (test_env.get_problem(i) for i in range(200))}
+    assert len(test_pairs) == 200 and test_env.num_problems == 200
+    train_pairs = {tuple(sorted((t.task["p"], t.task["q"]))) for t in (a.get_problem(i) for i in range(2000))}
+    assert not train_pairs & test_pairs
+
+
+def test_digit_knobs():
+    env = MultiplicationEnv(p_digits=4, q_digits=3, num_test_problems=5)
+    for i in range(50):
+        t = env.get_problem(i).task
+        assert 1000 <= t["p"] <= 9999 and 100 <= t["q"] <= 999
+    for bad in ({"p_digits": 0}, {"q_digits": 13}, {"p_digits": "3"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MultiplicationEnv(**bad)
+
+
+@pytest.mark.parametrize("family", ["p-add", "p-sub", "q-add", "q-sub", "both", "factor", "other", "direct"])
+def test_demonstrations_of_each_family_score_one_with_their_label(family):
+    env = MultiplicationEnv()
+    demos = env.demonstrations(40, strategy_weights={family: 1.0}, seed=1)
+    for demo in demos:
+        assert demo.family == family and demo.problem_id.startswith("multiplication/train/")
+        env.reset(options={"index": int(demo.problem_id.rsplit("/", 1)[1])})
+        assert env.problem.prompt == demo.prompt
+        out = step(env, [demo.completion])
+        assert out["rewards"] == [1.0], (demo, out["errors"])
+        assert out["details"][0]["strategy"] == demo.strategy_key
+        assert env.strategy_family(demo.strategy_key) == family
+        p, q = factors_from_prompt(demo.prompt)
+        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 110
+
+
+def test_demonstrations_follow_the_requested_mix():
+    env = MultiplicationEnv()
+    weights = {"p-add": 0.5, "q-sub": 0.3, "both": 0.2}
+    demos = env.demonstrations(1000, strategy_weights=weights, seed=7)
+    counts = Counter(d.family for d in demos)
+    assert set(counts) == set(weights)
+    for family, w in weights.items():
+        assert abs(counts[family] - 1000 * w) < 5 * (1000 * w * (1 - w)) ** 0.5, counts
+    default = Counter(d.family for d in env.demonstrations(500, seed=0))
+    assert default["p-add"] > 380
+    # strategies within a family vary (several place-value cuts, round numbers...)
+    assert len({d.strategy_key for d in demos if d.family == "p-add"}) > 100
+
+
+def test_strategy_family_covers_every_key():
+    env = MultiplicationEnv()
+    assert env.strategy_family(None) == "none"
+    assert env.strategy_family(("direct",)) == "direct"
+    assert env.strategy_family(("decomp", ("sum", (3, 40)), WHOLE)) == "p-add"
+    assert env.strategy_family(("decomp", WHOLE, ("sum", (-3, 70)))) == "q-sub"
+    assert env.strategy_family(("decomp", ("sum", (3, 340)), ("sum", (-3, 70)))) == "both"
+    assert env.strategy_family(("decomp", ("prod", (7, 49)), ("sum", (-3, 70)))) == "factor"
+    assert env.strategy_family(("decomp", ("pow", (7, 3)), WHOLE)) == "other"
+    assert set(MultiplicationEnv.default_strategy_weights) <= set(MultiplicationEnv.strategy_families)
+
+
+def test_check_env_and_gym_make():
+    env = gym.make("polyenv:PolySet-Multiplication-v0", p_digits=2)
+    assert isinstance(env.unwrapped, MultiplicationEnv) and env.unwrapped.judge.name == "oracle"
+    check_env(env.unwrapped, skip_render_check=True)

@@ -1,0 +1,168 @@
+"""Warm start: character tokenizer, tiny Llama, completion-only collator, end-to-end base policies."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from agents.char_tokenizer import build_char_tokenizer
+from agents.tiny_model import TinyModelConfig, build_tiny_model
+from agents.warmstart import (
+    CompletionOnlyCollator,
+    Example,
+    WarmstartConfig,
+    encode_demonstrations,
+    make_env,
+    training_order,
+    warmstart,
+)
+from polyenv.models import format_prompt
+
+POLY = "PolySet-Polynomial-v0"
+
+
+@pytest.fixture(scope="module")
+def poly_demos():
+    env = make_env(WarmstartConfig(env_id=POLY), "train")
+    return env.demonstrations(32, seed=1)
+
+
+def test_char_tokenizer_round_trip_and_unknown_characters(poly_demos):
+    tok = build_char_tokenizer([d.prompt + d.completion for d in poly_demos] + ["y = 3x² − 2"])
+    assert 95 + 2 + 4 <= len(tok) <= 120
+    for d in poly_demos[:8]:
+        for text in (d.prompt, d.completion):
+            ids = tok(text)["input_ids"]
+            assert len(ids) == len(text)  # one token per character, nothing added
+            assert tok.decode(ids) == text
+    assert tok.decode(tok("y = 3x² − 2")["input_ids"]) == "y = 3x² − 2"  # seen non-ASCII characters are kept
+    ids = tok("aü\x01b")["input_ids"]
+    assert ids[1] == ids[2] == tok.unk_token_id and ids[0] != tok.unk_token_id
+    assert tok.decode(ids, skip_special_tokens=True) == "ab"
+    assert len({tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.unk_token_id}) == 4
+
+
+def test_char_tokenizer_chat_template_and_reload(tmp_path):
+    tok = build_char_tokenizer()
+    text = format_prompt(tok, "Find x.")
+    assert text == "<s>Find x.\n=> "
+    ids = tok(text)["input_ids"]
+    assert ids == tok(text, add_special_tokens=False)["input_ids"]
+    assert ids[0] == tok.bos_token_id and len(ids) == 1 + len("Find x.\n=> ")
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert format_prompt(again, "Find x.") == text
+    assert again(text)["input_ids"] == ids
+    assert (again.eos_token, again.pad_token, again.padding_side) == ("</s>", "<pad>", "left")
+
+
+def test_tiny_model_saves_and_reloads(tmp_path):
+    tok = build_char_tokenizer()
+    model = build_tiny_model(TinyModelConfig(d_model=32, n_layers=2, n_heads=2, max_positions=64), tok, seed=0)
+    assert model.config.vocab_size == len(tok) and model.config.eos_token_id == tok.eos_token_id
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([tok(format_prompt(tok, "(1, 2)"))["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_tiny_model_config_rejects_bad_dims():
+    with pytest.raises(ValueError, match="n_heads=3"):
+        TinyModelConfig(d_model=64, n_heads=3)
+    with pytest.raises(ValueError, match="n_layers.*0"):
+        TinyModelConfig(n_layers=0)
+
+
+def test_collator_masks_prompt_and_padding_but_keeps_eos():
+    eos = pad = 2  # pad == EOS, as for SmolLM2: EOS must still be a label
+    batch = [Example([1, 10, 11], [20, 21, 2]), Example([1, 10], [22, 2])]
+    out = CompletionOnlyCollator(pad, pad_to_multiple_of=1)(batch)
+    assert out["input_ids"].tolist() == [[1, 10, 11, 20, 21, 2], [1, 10, 22, 2, pad, pad]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]
+    assert out["labels"].tolist() == [[-100, -100, -100, 20, 21, eos], [-100, -100, 22, eos, -100, -100]]
+    padded = CompletionOnlyCollator(0, pad_to_multiple_of=8)(batch)
+    assert padded["input_ids"].shape == (2, 8) and padded["labels"][:, 6:].eq(-100).all()
+
+
+def test_encode_demonstrations_conditions_on_format_prompt(poly_demos):
+    tok = build_char_tokenizer()
+    examples = encode_demonstrations(tok, poly_demos[:4])
+    for d, ex in zip(poly_demos, examples):
+        assert tok.decode(ex.prompt_ids) == format_prompt(tok, d.prompt)
+        assert ex.completion_ids[-1] == tok.eos_token_id
+        assert tok.decode(ex.completion_ids[:-1]) == d.completion
+    from agents.policy import Policy
+
+    policy_ids = Policy(None, tok).prompt_token_ids([d.prompt for d in poly_demos[:4]])
+    assert [ex.prompt_ids for ex in examples] == policy_ids  # trained on exactly the context RL samples from
+    with pytest.raises(ValueError, match="longer than the model's context of 20"):
+        encode_demonstrations(tok, poly_demos[:1], max_length=20)
+
+
+def test_training_order_puts_the_balanced_phase_first():
+    order = training_order(3, 5, 16, seed=0)  # 16 sequences: 6 balanced (2 passes of 3), then 10 weighted
+    assert sorted(order[:3]) == sorted(order[3:6]) == [0, 1, 2]
+    assert sorted(order[6:11]) == sorted(order[11:]) == [3, 4, 5, 6, 7]
+    only_weighted = training_order(0, 4, 6, seed=0)
+    assert len(only_weighted) == 6 and sorted(only_weighted[:4]) == [0, 1, 2, 3]
+
+
+def test_config_validation_shows_bad_values():
+    with pytest.raises(ValueError, match="num_demos.*-5"):
+        WarmstartConfig(num_demos=-5)
+    with pytest.raises(ValueError, match="split"):
+        WarmstartConfig(env_kwargs={"split": "test"})
+    with pytest.raises(ValueError, match="strategy_weights.*-1"):
+        WarmstartConfig(strategy_weights={"x=0": -1.0})
+    with pytest.raises(ValueError, match="learning_rate.*0"):
+        WarmstartConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match="unknown env id 'PolySet-Nope-v0'"):
+        make_env(WarmstartConfig(env_id="PolySet-Nope-v0"), "train")
+
+
+def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
+    """A tiny warm start through the CLI writes a loadable model dir; that dir then goes through the SFT path."""
+    base = tmp_path / "base"
+    cmd = [sys.executable, "-m", "agents.warmstart", "--env", POLY, "--d-model", "32", "--n-layers", "1",
+           "--n-heads", "2", "--max-positions", "192", "--num-demos", "64", "--balanced-demos", "32", "--max-steps", "6", "--batch-size", "16",
+           "--eval-problems", "2", "--eval-samples", "2", "--max-new-tokens", "24", "--num-threads", "1",
+           "--strategy-weights", '{"x=0": 0.5, "x=1": 0.5}', "--output-dir", str(base)]
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "accuracy" in out.stdout
+    meta = json.loads((base / "warmstart.json").read_text())
+    assert meta["strategy_weights"] == {"x=0": 0.5, "x=1": 0.5}
+    assert set(meta["demonstration_family_share"]) == {"x=0", "x=1"} and meta["num_demonstrations"] == 64
+    assert meta["num_balanced_demonstrations"] == 32 and meta["train_steps"] == 6
+    assert meta["train_steps"] == 6 and meta["train_loss_last"] < meta["train_loss_first"]
+    ev = meta["evaluation"]
+    assert ev["problems"] == 2 and ev["samples_per_problem"] == 2 and 0.0 <= ev["accuracy"] <= 1.0
+    assert ev["test_prompts_in_demonstrations"] == 0
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(tok)
+    assert tok.eos_token_id in (model.generation_config.eos_token_id if isinstance(
+        model.generation_config.eos_token_id, list) else [model.generation_config.eos_token_id])
+
+    tuned = warmstart(WarmstartConfig(env_id=POLY, model=str(base), num_demos=32, balanced_demos=0, max_steps=2, batch_size=16,
+                                      learning_rate=1e-3, eval_problems=1, eval_samples=2, max_new_tokens=8,
+                                      num_threads=1, output_dir=str(tmp_path / "tuned")))
+    meta2 = json.loads((tuned / "warmstart.json").read_text())
+    assert meta2["config"]["model"] == str(base) and meta2["num_parameters"] == meta["num_parameters"]
+    reloaded = AutoModelForCausalLM.from_pretrained(tuned)
+    changed = [not torch.equal(a, b) for a, b in zip(model.parameters(), reloaded.parameters())]
+    assert all(changed)
+
+
+@pytest.mark.slow
+def test_tiny_polynomial_base_solves_most_prompts_with_requested_mix(tmp_path):
+    path = warmstart(WarmstartConfig(env_id=POLY, output_dir=str(tmp_path / "poly"), eval_problems=50))
+    ev = json.loads((path / "warmstart.json").read_text())["evaluation"]
+    assert ev["accuracy"] >= 0.8 and ev["solved_share"] >= 0.95
+    assert abs(ev["correct_family_share"].get("x=0", 0.0) - 0.85) < 0.1
+    assert ev["family_total_variation"] < 0.15
