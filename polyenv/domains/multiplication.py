@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error
+from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error, signed_sum
 from polyenv.judges import GenerationResult
 from polyenv.safe_arith import (
     ArithError,
@@ -221,7 +221,7 @@ class MultiplicationEnv(SyntheticEnv):
         partials = [a * b for a in parts_p for b in parts_q]
         written = f"{_group(parts_p)} * {_group(parts_q)}"
         key = ("decomp", _sum_desc(parts_p), _sum_desc(parts_q))
-        return f"{head}{written} = {_signed_sum(partials)} = {n}. Answer: {n}", _sorted_if_square(key, p, q)
+        return f"{head}{written} = {signed_sum(partials)} = {n}. Answer: {n}", _sorted_if_square(key, p, q)
 
 
 # ---- problem generation and demonstration helpers ------------------------------------------------------------------
@@ -261,14 +261,7 @@ def _split(v: int, kind: str, rng: np.random.Generator) -> list[int] | None:
 
 
 def _group(parts: list[int]) -> str:
-    return str(parts[0]) if len(parts) == 1 else f"({_signed_sum(parts)})"
-
-
-def _signed_sum(terms: list[int]) -> str:
-    out = str(terms[0])
-    for t in terms[1:]:
-        out += f" - {-t}" if t < 0 else f" + {t}"
-    return out
+    return str(parts[0]) if len(parts) == 1 else f"({signed_sum(parts)})"
 
 
 def _sum_desc(parts: list[int]) -> tuple:

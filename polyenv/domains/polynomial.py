@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error
+from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error, signed_sum
 from polyenv.judges import GenerationResult
 from polyenv.text import MAX_GENERATION_CHARS
 
@@ -51,14 +51,6 @@ def format_quadratic(a: int, b: int, c: int) -> str:
         else:
             parts.append(("- " if coef < 0 else "+ ") + body)
     return " ".join(parts) if parts else "0"
-
-
-def _signed_sum(terms: list[int]) -> str:
-    """``[18, -9, 5] -> "18 - 9 + 5"``."""
-    out = str(terms[0])
-    for t in terms[1:]:
-        out += f" - {-t}" if t < 0 else f" + {t}"
-    return out
 
 
 class PolynomialEnv(SyntheticEnv):
@@ -183,7 +175,7 @@ class PolynomialEnv(SyntheticEnv):
         a, b, c = task["a"], task["b"], task["c"]
         y = a * x * x + b * x + c
         terms = [t for t in (a * x * x, b * x, c) if t != 0]
-        work = f"y = {_signed_sum(terms)} = {y}" if len(terms) > 1 else f"y = {y}"
+        work = f"y = {signed_sum(terms)} = {y}" if len(terms) > 1 else f"y = {y}"
         return f"x = {x}: {work}. Answer: ({x}, {y})", (x, y)
 
 

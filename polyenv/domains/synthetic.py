@@ -216,6 +216,14 @@ MAX_NESTING = 64
 """Generations with brackets nested deeper than this are degenerate (no answer needs it; parsers stay shallow)."""
 
 
+def signed_sum(terms: list[int]) -> str:
+    """``[18, -9, 5] -> "18 - 9 + 5"`` (how worked solutions write a sum of signed terms)."""
+    out = str(terms[0])
+    for t in terms[1:]:
+        out += f" - {-t}" if t < 0 else f" + {t}"
+    return out
+
+
 def nesting_error(text: str) -> str | None:
     """The reason ``text`` is rejected for bracket nesting, or ``None``."""
     depth = max_nesting(text)
