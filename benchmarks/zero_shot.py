@@ -93,7 +93,7 @@ def summarise(rows: list[dict[str, Any]], n: int, lenient: bool = False) -> dict
         ) / len(rows)
     samples = [e for r in rows for e in r["errors"]]
     out["samples"] = len(samples)
-    out["share_with_boxed_answer"] = sum(a is not None for r in rows for a in r["answers"]) / len(samples)
+    out["share_with_answer"] = sum(a is not None for r in rows for a in r["answers"]) / len(samples)
     out["share_hit_max_new_tokens"] = sum(r["truncated"] for r in rows) / len(samples)
     out["mean_new_tokens"] = sum(sum(r["new_tokens"]) for r in rows) / len(samples)
     out["error_counts"] = dict(Counter((e or "none").split(" (")[0] for e in samples).most_common())
@@ -179,7 +179,7 @@ def main() -> None:
     if is_math:
         print(f"lenient diagnostic (last number = reference, not the env reward): pass@1 = "
               f"{summary['last_number_pass@1']:.4f}   pass@{n} = {summary[f'last_number_pass@{n}']:.4f}")
-    print(f"boxed answers in {summary['share_with_boxed_answer']:.1%} of samples; "
+    print(f"an answer (\\boxed{{}} for maths) in {summary['share_with_answer']:.1%} of samples; "
           f"{summary['share_hit_max_new_tokens']:.1%} hit max_new_tokens; wrote {output}")
 
 
