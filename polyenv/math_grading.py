@@ -646,9 +646,14 @@ def _worker_main(max_memory_mb: int) -> None:
                 os._exit(0)
             continue
         os.close(lifeline_r)
-        send({"ready": True, "pid": os.getpid()})
-        _serve(in_fd, send, parse_boxed, verify)
-        os.write(lifeline_w, b"q")  # stdin closed: the parent is gone or done; the spare quits too
+        try:
+            send({"ready": True, "pid": os.getpid()})
+            _serve(in_fd, send, parse_boxed, verify)
+        except OSError:
+            # stdout is closed: the parent is gone. Dying here without telling the spare would make it take over,
+            # fail the same way and fork another spare, forever.
+            pass
+        os.write(lifeline_w, b"q")  # stdin or stdout closed: the parent is gone or done; the spare quits too
         os._exit(0)
 
 

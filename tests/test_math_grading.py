@@ -205,6 +205,50 @@ def test_worker_recovers_from_being_killed(warm_worker):
     assert worker.restarts == restarts + 2 and worker.spawns == spawns  # warm spares took over; no new import
 
 
+def _processes_with_marker(marker: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the worker's forks")
+def test_worker_whose_parent_is_gone_exits_instead_of_respawning():
+    """A worker that cannot write to its parent (the parent died during warm-up) must stop, spare included.
+
+    Before the fix the serving worker died on EPIPE without telling its spare, the spare took over, failed the same
+    way and forked another spare: an orphaned fork chain that never ended."""
+    import subprocess
+    import sys
+    import uuid
+
+    from polyenv import math_grading
+
+    marker = f"POLYENV_TEST_WORKER={uuid.uuid4().hex}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", math_grading._BOOTSTRAP, math_grading.__file__, "2048"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )
+    proc.stdout.close()  # the parent stops listening before the worker says "ready"
+    try:
+        assert proc.wait(timeout=120) == 0  # warm-up, fork a spare, fail to send "ready", release the spare, exit
+        deadline = time.monotonic() + 30
+        while _processes_with_marker(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the released spare exits within milliseconds
+        assert _processes_with_marker(marker) == []
+    finally:
+        for pid in _processes_with_marker(marker):
+            os.kill(pid, signal.SIGKILL)
+        proc.stdin.close()
+
+
 # ---- threads and processes --------------------------------------------------------------------------------------
 CASES = [  # (generation, reference, time limit, expected correct); the math-verify ones need the worker
     (r"\boxed{\sqrt{117}}", r"3\sqrt{13}", GENEROUS, True),
