@@ -333,11 +333,11 @@ _PAPER = dict(
 )
 
 # The warm-started character-level base policy: `python -m agents.warmstart --env PolySet-Polynomial-v0` writes it to
-# this directory (agents.warmstart's default for the tiny model, seed 0).
+# this directory (agents.warmstart's default output for the default tiny model, d_model 128 x 2 layers, seed 0).
 _CPU_TINY = dict(
-    env_id="PolySet-Polynomial-v0", agent="poly_epo", model=str(cache_dir() / "bases" / "polynomial__tiny256x4__s0"),
-    set_size=4, num_generations=8, prompts_per_step=16, learning_rate=1e-4, temperature=1.0, max_prompt_length=256,
-    max_completion_length=48, num_steps=200, save_steps=20, num_threads=2,
+    env_id="PolySet-Polynomial-v0", agent="poly_epo", model=str(cache_dir() / "bases" / "polynomial__tiny128x2__s0"),
+    set_size=4, num_generations=8, prompts_per_step=8, learning_rate=3e-4, temperature=1.0, max_prompt_length=256,
+    max_completion_length=64, num_steps=200, save_steps=20, num_threads=1,
 )
 
 # SmolLM2-135M-Instruct, B = 8, N = 8, n = 4 (untrained it solves nothing: warm-start it first, DESIGN.md §6).

@@ -325,6 +325,18 @@ MATH_GPU = Suite(
     requires_gpu=True,
 )
 
+POLYNOMIAL_LONG = Suite(
+    name="polynomial-long",
+    description="Polynomial, GRPO vs GRPO+DIV vs Poly-EPO for 200 steps (5x synthetic-cpu), 3 seeds, same base",
+    envs=(dataclasses.replace(SYNTHETIC_CPU.envs[0], train={"num_steps": 200}),),
+    agents=AGENTS,
+    seeds=(0, 1, 2),
+    model="tiny",
+    train={**_CPU_TRAIN, "save_steps": 10},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults=dict(_SYNTHETIC_EVAL),
+)
+
 # Small follow-up experiments on Polynomial (one seed, same base and evaluation as synthetic-cpu; see
 # results/synthetic-cpu/README.md for what they were for and what they showed).
 _POLY_40 = SYNTHETIC_CPU.envs[0]
@@ -343,7 +355,8 @@ ABLATIONS = (
           train={**_CPU_TRAIN, "set_size": 2}, eval_base=False),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU,
+                                                 *ABLATIONS)}
 
 
 def get_suite(name: str) -> Suite:
