@@ -337,6 +337,19 @@ POLYNOMIAL_LONG = Suite(
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
 
+POLYNOMIAL_DEEPER_BASE = Suite(
+    name="polynomial-deeper-base",
+    description="Polynomial as in synthetic-cpu, from a deeper, longer-trained base (4 layers, 4 epochs) that is "
+                "meant to get more of its x = 1 / x = 2 sums right",
+    envs=(dataclasses.replace(SYNTHETIC_CPU.envs[0], warmstart={**POLYNOMIAL.warmstart, "n_layers": 4, "epochs": 4.0}),),
+    agents=AGENTS,
+    seeds=(0, 1, 2),
+    model="tiny",
+    train={**_CPU_TRAIN, "num_steps": 40},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults=dict(_SYNTHETIC_EVAL),
+)
+
 # Small follow-up experiments on Polynomial (one seed, same base and evaluation as synthetic-cpu; see
 # results/synthetic-cpu/README.md for what they were for and what they showed).
 _POLY_40 = SYNTHETIC_CPU.envs[0]
@@ -355,8 +368,8 @@ ABLATIONS = (
           train={**_CPU_TRAIN, "set_size": 2}, eval_base=False),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU,
-                                                 *ABLATIONS)}
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, POLYNOMIAL_DEEPER_BASE,
+                                                 SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
 
 
 def get_suite(name: str) -> Suite:
