@@ -259,17 +259,19 @@ SYNTHETIC_CPU = Suite(
 SYNTHETIC_SMOL = Suite(
     name="synthetic-smol",
     description="Polynomial with SmolLM2-135M-Instruct warm-started by SFT, one seed: is the effect a tiny-model artefact?",
-    # SFT at ~125 tokens/s here: 400 demonstrations x 1 epoch is ~6 minutes.
-    envs=(dataclasses.replace(POLYNOMIAL, warmstart={"model": "smollm2-135m", "num_demos": 400, "epochs": 1.0,
-                                                     "batch_size": 8, "eval_problems": 8,
+    # SFT at ~125 tokens/s here: 200 balanced + 400 weighted demonstrations x 1 epoch (~55k tokens with the chat
+    # template) is ~7 minutes.
+    envs=(dataclasses.replace(POLYNOMIAL, warmstart={"model": "smollm2-135m", "num_demos": 400, "balanced_demos": 200,
+                                                     "epochs": 1.0, "batch_size": 8, "eval_problems": 8,
                                                      "strategy_weights": POLYNOMIAL.warmstart["strategy_weights"]}),),
     agents=AGENTS,
     seeds=(0,),
     model="smollm2-135m",
-    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "max_completion_length": 32,
+    # 40 tokens: the longest solutions (x = 9) take 34 SmolLM2 tokens, plus EOS.
+    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "max_completion_length": 40,
            "save_steps": 5},
     agent_train=_AGENT_TRAIN,
-    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 32},
+    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 40},
     workers=1,
     threads_per_worker=2,
 )
