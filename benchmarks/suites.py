@@ -222,7 +222,7 @@ _SYNTHETIC_EVAL: dict[str, Any] = {"num_problems": 12, "num_samples": 64, "max_n
 
 DEMO = Suite(
     name="demo",
-    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny warm-started Llama, ~10 min",
+    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny warm-started Llama, ~5 min",
     envs=(POLYNOMIAL,),
     agents=AGENTS,
     seeds=(0,),
