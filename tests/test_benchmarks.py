@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.evaluate import make_record, mean_branching_profile, rare_correct_strategies, summarise
 from benchmarks.plots import make_all
-from benchmarks.run import Layout, collect, headline, plan
+from benchmarks.run import Layout, headline, plan
 from benchmarks.suites import SUITES, EnvSpec, EvalTarget, Suite, get_suite
 from polyenv.metrics import branching_profile, ks_up_to, maj_at_k, pass_at_k
 
