@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ def _grid(rows: int, cols: int, width: float = 5.0, height: float = 3.6):
 def _finish(fig, axes, title: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    handles, labels = {}, []
+    handles: dict[str, Any] = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

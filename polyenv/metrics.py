@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from math import comb
 from typing import Hashable, Sequence
 
 import numpy as np
