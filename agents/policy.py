@@ -18,6 +18,7 @@ and log-probs are computed for completion positions only (``logits_to_keep``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -132,6 +133,18 @@ def sequence_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.
     return logp * mask, entropy
 
 
+def _cache_kwarg(model: Any) -> str:
+    """The KV-cache keyword of ``model.forward`` / ``generate``: ``cache`` in recent transformers (where
+    ``past_key_values`` is deprecated), ``past_key_values`` in older ones."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
+def _output_cache(output: Any) -> Any:
+    """The KV cache of a forward pass's output, under either of its names."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 def _shared_prefix_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                           completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int) -> torch.Tensor:
     """(B, T, V) next-token logits at completion positions, running each group's prompt once (see above)."""
@@ -142,14 +155,14 @@ def _shared_prefix_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: tor
     p_pos = (p_mask.long().cumsum(-1) - 1).clamp(min=0)
     prefix = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
     first = prefix.logits[:, -1:].repeat_interleave(n, dim=0)  # (B, 1, V): predicts completion token 0
-    cache = prefix.past_key_values
+    cache = _output_cache(prefix)
     cache.batch_repeat_interleave(n)  # differentiable copies of each prompt's keys and values
     c_in = completion_ids[:, :-1]  # (B, T - 1): token t predicts token t + 1
     attention_mask = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1)
     start = prompt_mask.long().sum(-1, keepdim=True)  # real prompt tokens: the next position id
     position_ids = start + torch.arange(c_in.size(1), device=c_in.device)
-    rest = model(input_ids=c_in, attention_mask=attention_mask, position_ids=position_ids, past_key_values=cache,
-                 use_cache=True).logits  # (B, T - 1, V)
+    rest = model(input_ids=c_in, attention_mask=attention_mask, position_ids=position_ids,
+                 use_cache=True, **{_cache_kwarg(model): cache}).logits  # (B, T - 1, V)
     return torch.cat([first, rest], dim=1)
 
 
@@ -334,9 +347,9 @@ class Policy:
                     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
                     prefix = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
                                    position_ids=position_ids[:, :-1], use_cache=True, logits_to_keep=1)
-                    cache = prefix.past_key_values
+                    cache = _output_cache(prefix)
                     cache.batch_repeat_interleave(n)
-                    kwargs["past_key_values"] = cache
+                    kwargs[_cache_kwarg(model)] = cache
                 out = model.generate(input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
                                      generation_config=config, logits_processor=sampler, **kwargs)
         finally:
