@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -202,6 +203,25 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _init_pool_worker(threads: int) -> None:
+    """Initializer of the runner's worker processes: ``_init_worker`` plus an exit when the runner is gone."""
+    _exit_with_parent()
+    _init_worker(threads)
+
+
+def _exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """End this process as soon as its parent is gone. A killed runner would otherwise leave its pool workers
+    alive and idle forever (they block on a queue nobody writes to)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 @contextlib.contextmanager
 def _redirect_output(path: Path):
     """Send this process's stdout and stderr (file descriptors included) to ``path`` while the job runs."""
@@ -308,7 +328,7 @@ def run_jobs(jobs: list[Job], layout: Layout, *, workers: int, threads: int, sho
         pool_cm = _InlineExecutor()
     else:
         pool_cm = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker, initargs=(threads,))
+                                         initializer=_init_pool_worker, initargs=(threads,))
     with pool_cm as pool:
         while pending or running:
             for job in list(pending):

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -322,3 +326,38 @@ def test_warm_started_bases_are_shared_between_suites_with_the_same_warm_start(t
                 bases.setdefault(job.key, set()).add(job.payload["config"]["output_dir"])
     assert len(bases["Polynomial/warmstart"]) == 1  # demo reuses synthetic-cpu's Polynomial base
     assert len({d for v in bases.values() for d in v}) == len(cpu.envs)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_pool_workers_exit_when_the_runner_is_killed(tmp_path):
+    """A runner killed without shutting its pool down must not leave its worker processes behind."""
+    script = (
+        "import concurrent.futures as cf, multiprocessing, os, sys\n"
+        "from benchmarks.run import _init_pool_worker\n"
+        "pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                              initializer=_init_pool_worker, initargs=(1,))\n"
+        "print(pool.submit(os.getpid).result(timeout=120), flush=True)\n"
+        "os._exit(0)  # like a kill: no pool shutdown\n"
+    )
+    log = tmp_path / "out.txt"
+    with open(log, "w") as f:  # a file, not a pipe: a surviving worker would keep a pipe open and hang the test
+        code = subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.STDOUT, timeout=180,
+                              cwd=Path(__file__).resolve().parents[1]).returncode
+    assert code == 0, log.read_text()[-2000:]
+    worker = int(log.read_text().split()[-1])
+    deadline = time.monotonic() + 30
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker polls its parent every 0.5 s
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, 9)
+    assert not alive
