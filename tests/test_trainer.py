@@ -133,10 +133,9 @@ def test_the_loop_uses_the_advantage_modules_values(tiny, tmp_path, monkeypatch,
         seen["advantages"] = batch.advantages.clone()
         return real_update(model, optimizer, batch, *args, **kwargs)
 
-    monkeypatch.setattr(polyenv, "step_many", spy_step_many)
     monkeypatch.setattr(trainer_module, "update_policy", spy_update)
     extra = {"diversity_lambda": 0.3} if agent == "grpo_div" else {}
-    trainer = Trainer(config(tiny, tmp_path, agent=agent, prompts_per_step=3, **extra))
+    trainer = Trainer(config(tiny, tmp_path, agent=agent, prompts_per_step=3, **extra), step_envs=spy_step_many)
     trainer.step(1)
     rewards = np.array([i["rewards"] for i in seen["infos"]])
     strategies = np.array([i["strategies"] for i in seen["infos"]])
