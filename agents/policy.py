@@ -14,12 +14,17 @@ model learns to stop. Sampling and log-probs use the same temperature; ``top_k``
 Speed on CPU: each prompt is prefilled once and its KV cache copied to its N samples (``share_prompt_prefix``),
 tokens are drawn by inverse-CDF lookup instead of ``torch.multinomial`` (about 10x faster over a 50k vocabulary),
 and log-probs are computed for completion positions only (``logits_to_keep``).
+
+Memory: log-probs never materialise (B, T, V) logits. The output projection is applied to the final hidden states of
+the real completion tokens in chunks of ``LOGITS_CHUNK_BYTES`` of fp32 logits, each chunk recomputed in the backward
+pass (the approach of verl's fused linear-for-PPO kernel, written here with ``torch.utils.checkpoint``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -96,9 +101,15 @@ def trim_padding(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion
             completion_mask[:, :keep_to])
 
 
+LOGITS_CHUNK_BYTES = 256 * 2**20
+"""fp32 logits the chunked scorer holds at once (256 MiB: 1,365 tokens of SmolLM2's 49k vocabulary, 441 of
+Qwen3's 152k). ``None`` in ``sequence_log_probs`` materialises the logits of every scored token instead."""
+
+
 def sequence_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
                        completion_mask: torch.Tensor, temperature: float = 1.0, return_entropy: bool = False,
-                       group_size: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       group_size: int = 1, logits_chunk_bytes: int | None = LOGITS_CHUNK_BYTES
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (B, T) of ``completion_ids`` given the prompts, zero where ``completion_mask`` is 0.
 
     ``logits[:, :-1] / temperature`` gathered at ``ids[:, 1:]``, computed only for completion positions. With
@@ -108,17 +119,34 @@ def sequence_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.
     ``group_size = N > 1`` says rows come in consecutive groups of N sharing one prompt: each prompt is then run
     once and its key/value cache copied to its N completions (gradients flow back through the copies), which saves
     (N - 1) / N of the prompt compute; the values equal the plain computation up to float rounding.
+
+    Memory: the model's output projection is applied to the final hidden states of the unmasked completion tokens
+    in chunks of ``logits_chunk_bytes`` of fp32 logits (see :func:`token_log_probs`), so a (B, T, V) logits tensor
+    never exists; the backward pass recomputes each chunk. ``logits_chunk_bytes=None``, or a model whose logits are
+    not a plain linear map of its last hidden state (logit soft-capping or scaling), uses the model's own logits.
     """
-    t = completion_ids.size(1)
-    if group_size > 1 and t > 1:
-        logits = _shared_prefix_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size)
-    else:
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, P + T)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        # logits_to_keep = T + 1 keeps the last prompt position (it predicts the first completion token).
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                       logits_to_keep=t + 1, use_cache=False).logits[:, :-1]  # (B, T, V)
+    head = output_head(model) if logits_chunk_bytes is not None else None
+    if head is None:
+        logits = _completion_outputs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size)
+        return _log_probs_from_logits(logits, completion_ids, completion_mask, temperature, return_entropy)
+    with _capture_head_input(head) as captured:
+        hidden = _completion_outputs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size,
+                                     captured)  # (B, T, D): the head's inputs at completion positions
+    keep = completion_mask.bool()  # score real completion tokens only (EOS included, padding out)
+    chunk_tokens = max(1, int(logits_chunk_bytes) // (4 * head.weight.size(0)))
+    logp, entropy = token_log_probs(hidden[keep], head.weight, head.bias, completion_ids[keep], temperature,
+                                    return_entropy=return_entropy, chunk_tokens=chunk_tokens)  # (K,)
+    flat = keep.reshape(-1).nonzero().squeeze(-1)
+    zeros = torch.zeros(keep.numel(), dtype=logp.dtype, device=logp.device)
+    out = zeros.index_put((flat,), logp).view(keep.shape)
+    if entropy is not None:
+        entropy = zeros.index_put((flat,), entropy).view(keep.shape)
+    return out, entropy
+
+
+def _log_probs_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                           temperature: float, return_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The plain computation from (B, T, V) logits (the reference the chunked path is tested against)."""
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
@@ -133,6 +161,108 @@ def sequence_log_probs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.
     return logp * mask, entropy
 
 
+def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
+                    temperature: float = 1.0, *, return_entropy: bool = False, chunk_tokens: int = 1024
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (K,) of ``ids`` under ``softmax((hidden @ weight.T + bias) / temperature)`` for K hidden states
+    (K, D), computing the (K, V) logits ``chunk_tokens`` rows at a time (fp32 log-sum-exp), and optionally the
+    entropies (K,) (no gradient).
+
+    With gradients each chunk is checkpointed: only its inputs are kept and its logits are recomputed in the
+    backward pass, so at most one chunk of logits (and its gradient) exists at a time. A single chunk is computed
+    directly (no recomputation)."""
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    rows = hidden.size(0)
+    recompute = torch.is_grad_enabled() and rows > chunk_tokens and (
+        hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
+    logps, entropies = [], []
+    for start in range(0, max(rows, 1), chunk_tokens):
+        args = (hidden[start:start + chunk_tokens], weight, bias, ids[start:start + chunk_tokens], temperature,
+                return_entropy)
+        if recompute:
+            from torch.utils.checkpoint import checkpoint
+
+            logp, ent = checkpoint(_chunk_log_probs, *args, use_reentrant=False)
+        else:
+            logp, ent = _chunk_log_probs(*args)
+        logps.append(logp)
+        entropies.append(ent)
+    logp = torch.cat(logps) if len(logps) > 1 else logps[0]
+    entropy = (torch.cat(entropies) if len(entropies) > 1 else entropies[0]) if return_entropy else None
+    return logp, entropy
+
+
+def _chunk_log_probs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ids: torch.Tensor,
+                     temperature: float, return_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    logits = torch.nn.functional.linear(hidden, weight, bias).float()  # (C, V)
+    if temperature != 1.0:
+        logits = logits / temperature
+    lse = torch.logsumexp(logits, dim=-1)  # (C,)
+    logp = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - lse
+    entropy = None
+    if return_entropy:
+        with torch.no_grad():
+            probs = (logits.detach() - lse.detach().unsqueeze(-1)).exp_()
+            entropy = lse.detach() - (probs * logits.detach()).sum(-1)
+    return logp, entropy
+
+
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "logit_softcapping")
+
+
+def output_head(model: Any) -> torch.nn.Linear | None:
+    """The model's output projection when logits are exactly ``head(last hidden state)`` (a plain ``nn.Linear``
+    and no logit scaling or soft-capping in the config); ``None`` otherwise. Looks through DDP-style wrappers."""
+    inner = getattr(model, "module", model)
+    getter = getattr(inner, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    if type(head) is not torch.nn.Linear:
+        return None
+    config = getattr(inner, "config", None)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in _LOGIT_TRANSFORMS:
+        value = getattr(config, name, None)
+        if value is not None and value != 1:
+            return None
+    return head
+
+
+@contextlib.contextmanager
+def _capture_head_input(head: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """While active, every call of ``head`` appends its input to the yielded list and computes nothing: the input is
+    replaced by an empty slice, so the model returns (B, 0, V) logits and the caller applies the head itself."""
+    inputs: list[torch.Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        inputs.append(args[0])
+        return (args[0][..., :0, :], *args[1:])
+
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        yield inputs
+    finally:
+        handle.remove()
+
+
+def _completion_outputs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                        completion_ids: torch.Tensor, completion_mask: torch.Tensor, group_size: int,
+                        captured: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, T, V) next-token logits at completion positions, or with ``captured`` the (B, T, D) inputs of the output
+    head there (the final hidden states)."""
+    t = completion_ids.size(1)
+    if group_size > 1 and t > 1:
+        return _shared_prefix_outputs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size,
+                                      captured)
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, P + T)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    # logits_to_keep = T + 1 keeps the last prompt position (it predicts the first completion token).
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=t + 1, use_cache=False).logits
+    return (captured.pop() if captured is not None else logits)[:, :-1]  # (B, T, V or D)
+
+
 def _cache_kwarg(model: Any) -> str:
     """The KV-cache keyword of ``model.forward`` / ``generate``: ``cache`` in recent transformers (where
     ``past_key_values`` is deprecated), ``past_key_values`` in older ones."""
@@ -145,16 +275,18 @@ def _output_cache(output: Any) -> Any:
     return cache if cache is not None else output.past_key_values
 
 
-def _shared_prefix_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-                          completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, T, V) next-token logits at completion positions, running each group's prompt once (see above)."""
+def _shared_prefix_outputs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                           completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int,
+                           captured: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Like :func:`_completion_outputs`, running each group's prompt once (see ``sequence_log_probs``)."""
     rows = completion_ids.size(0)
     if rows % n:
         raise ValueError(f"{rows} rows are not whole groups of {n}")
     p_ids, p_mask = prompt_ids[::n], prompt_mask[::n]  # (G, P): one prompt per group
     p_pos = (p_mask.long().cumsum(-1) - 1).clamp(min=0)
     prefix = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
-    first = prefix.logits[:, -1:].repeat_interleave(n, dim=0)  # (B, 1, V): predicts completion token 0
+    first = captured.pop() if captured is not None else prefix.logits  # (G, 1, V or D)
+    first = first[:, -1:].repeat_interleave(n, dim=0)  # (B, 1, .): predicts completion token 0
     cache = _output_cache(prefix)
     cache.batch_repeat_interleave(n)  # differentiable copies of each prompt's keys and values
     c_in = completion_ids[:, :-1]  # (B, T - 1): token t predicts token t + 1
@@ -163,6 +295,8 @@ def _shared_prefix_logits(model: Any, prompt_ids: torch.Tensor, prompt_mask: tor
     position_ids = start + torch.arange(c_in.size(1), device=c_in.device)
     rest = model(input_ids=c_in, attention_mask=attention_mask, position_ids=position_ids,
                  use_cache=True, **{_cache_kwarg(model): cache}).logits  # (B, T - 1, V)
+    if captured is not None:
+        rest = captured.pop()  # (B, T - 1, D)
     return torch.cat([first, rest], dim=1)
 
 
