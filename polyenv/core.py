@@ -19,7 +19,7 @@ procedural generator), ``_load_problem(index) -> Problem`` (deterministic per in
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import gymnasium as gym
@@ -29,7 +29,7 @@ from gymnasium import spaces
 from polyenv.judges import GenerationResult, JudgeRequest, StrategyJudge, get_judge
 from polyenv.objectives import DEGENERATE, Objective, distinct_strategies, get_objective
 from polyenv.spaces import UnicodeText
-from polyenv.text import MAX_GENERATION_CHARS, screen_generation
+from polyenv.text import MAX_GENERATION_CHARS, echo_reason, screen_generation
 
 MAX_PROMPT_CHARS = 32_768
 UNBOUNDED_INDEX = 2**31 - 1
@@ -63,6 +63,9 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         judge_kwargs: keyword arguments for a judge given by name.
         split: ``"train"`` or ``"test"`` (the held-out evaluation split).
         max_generation_chars: longer generations are degenerate (reward 0) without being parsed.
+        cluster_unanswered: let a generation from which the verifier extracts no final answer (``answer is None``)
+            reach the judge and earn a strategy cluster. Off by default: such a generation is degenerate (it adds no
+            diversity), whatever the judge.
     """
 
     metadata = {"render_modes": []}
@@ -78,6 +81,7 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         judge_kwargs: dict[str, Any] | None = None,
         split: str = "train",
         max_generation_chars: int = MAX_GENERATION_CHARS,
+        cluster_unanswered: bool = False,
         render_mode: str | None = None,
     ) -> None:
         if not isinstance(set_size, (int, np.integer)) or isinstance(set_size, bool) or set_size < 1:
@@ -88,7 +92,10 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
             raise ValueError(f"{type(self).__name__} has no render modes, got render_mode={render_mode!r}")
         if max_generation_chars < 1:
             raise ValueError(f"max_generation_chars must be >= 1, got {max_generation_chars}")
+        if not isinstance(cluster_unanswered, bool):
+            raise ValueError(f"cluster_unanswered must be True or False, got {cluster_unanswered!r}")
         self.set_size = int(set_size)
+        self.cluster_unanswered = cluster_unanswered
         self.objective = get_objective(objective)
         self.judge: StrategyJudge = get_judge(judge if judge is not None else self.default_judge, **(judge_kwargs or {}))
         self.split = split
@@ -176,7 +183,11 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
 
     # ---- pieces of step, public so a trainer can batch the judge over many prompts (see polyenv.step_many) ------
     def verify(self, generations: Sequence[str]) -> list[GenerationResult]:
-        """Screen and verify each generation of the current problem (no judge)."""
+        """Screen and verify each generation of the current problem (no judge).
+
+        Degenerate before any judge sees them: text that :func:`polyenv.text.screen_generation` rejects (empty, too
+        long, binary, looping, random characters, an echo of the prompt), what the domain's verifier rejects, and,
+        unless ``cluster_unanswered``, a generation with no final answer (reward and reason are kept)."""
         problem = self.problem
         out = []
         for text in generations:
@@ -188,6 +199,11 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
                 result = self._score_generation(problem, text)
             except Exception as exc:  # a verifier bug must not crash a training run; it is reported instead
                 result = GenerationResult.failed(f"verifier error: {type(exc).__name__}: {exc}"[:300])
+            echo = None if result.degenerate else echo_reason(text, problem.prompt)
+            if echo is not None:  # after the verifier, so that its own reason wins when it rejects the text anyway
+                result = GenerationResult.failed(echo, **result.details)
+            elif result.answer is None and not result.degenerate and not self.cluster_unanswered:
+                result = replace(result, degenerate=True, error=result.error or "no final answer")
             out.append(result)
         return out
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -212,77 +210,7 @@ def test_custom_backend_returning_non_text_falls_back() -> None:
 
 
 # ---- llm judge: OpenAI-compatible HTTP backend against a loopback server ----------------------------------------
-class FakeServer:
-    """An OpenAI-style /v1/chat/completions endpoint on 127.0.0.1; ``reply(payload) -> (status, body)`` decides."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.reply: Callable[[dict[str, Any]], tuple[int, str]] = lambda payload: (500, "no reply configured")
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                payload = json.loads(body)
-                server.requests.append(payload)
-                server.headers.append(dict(self.headers))
-                if self.path != "/v1/chat/completions":
-                    status, text = 404, "not found"
-                else:
-                    status, text = server.reply(payload)
-                if status == 0:  # hang until the test ends: a response slower than any client timeout
-                    server.release.wait(30)
-                    status, text = 500, "too late"
-                data = text.encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    s = FakeServer()
-    yield s
-    s.close()
-
-
-def chat_body(content: str) -> str:
-    return json.dumps({"id": "x", "object": "chat.completion",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                    "finish_reason": "stop"}]})
-
-
-def n_responses(payload: dict[str, Any]) -> int:
-    return len(re.findall(r'<response id="\d+">', payload["messages"][1]["content"]))
-
-
-def http_judge(server: FakeServer, **kw: Any) -> LLMJudge:
-    kw = {"fallback": "answer", "max_retries": 1, "timeout": 5.0, **kw}
-    return get_judge("llm", backend="openai", base_url=server.url, model="judge-model", api_key="k3y", **kw)
-
+from judge_server import FakeServer, chat_body, http_judge, n_responses
 
 # Four polynomial answers: two writings of x = 0, one x = 1, one with no answer.
 POLY = ["Take x = 0: y = 7, so (0, 7).", "x=0 and y=7", "With x = 1 we get y = 14: (1, 14).", "I am not sure."]

@@ -197,7 +197,7 @@ class ScriptedBackend:
 
 
 def test_llm_judge_is_one_kwarg_away():
-    backend = ScriptedBackend('{"clusters": [{"id": 1, "members": [1, 3]}, {"id": 2, "members": [2]}], '
+    backend = ScriptedBackend('{"clusters": [{"id": 1, "members": [1]}, {"id": 2, "members": [2]}], '
                               '"degenerate": []}')
     env = gym.make("PolySet-GSM8K-v0", split="test", judge="llm",
                    judge_kwargs={"backend": backend, "fallback": "answer"}).unwrapped
@@ -206,8 +206,10 @@ def test_llm_judge_is_one_kwarg_away():
     _, _, _, _, info = env.step(["9 eggs times $2: \\boxed{18}", "16 - 7 = 9, 9 * 2 = \\boxed{18}", "I guess 18",
                                  ""])
     assert info["judge"] == "llm" and info["judge_failures"] == 0
-    assert info["strategies"] == [0, 1, 0, DEGENERATE]  # the empty generation never reaches the judge
-    assert len(backend.conversations) == 1  # one call for the prompt's three non-degenerate generations
+    # the unboxed guess and the empty generation never reach the judge
+    assert info["strategies"] == [0, 1, DEGENERATE, DEGENERATE]
+    assert len(backend.conversations) == 1  # one call for the prompt's two non-degenerate generations
+    assert "I guess" not in json.dumps(backend.conversations[0])
     assert "Janet" in json.dumps(backend.conversations[0])
     hinted = gym.make("PolySet-GSM8K-v0", judge="llm",
                       judge_kwargs={"backend": backend, "fallback": "answer", "domain_hint": "mine"}).unwrapped

@@ -2,7 +2,8 @@
 
 A judge works on a *batch* of requests (one request = one prompt and all its generations), so a trainer can label a
 whole batch at once, and the llm judge makes exactly one call per prompt. Degenerate generations (flagged by the
-environment's screening or verifier) are removed before the judge sees a request and come back as ``DEGENERATE``;
+environment's screening or verifier, or by :func:`polyenv.text.degenerate_reason` here, so that a judge called
+directly never clusters gibberish either) are removed before the judge sees a request and come back as ``DEGENERATE``;
 labels are then renumbered 0, 1, 2... in order of first appearance, so two judges that agree give identical lists.
 
 Write a judge by subclassing :class:`StrategyJudge` and implementing ``_cluster``::
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
 from polyenv.objectives import DEGENERATE
+from polyenv.text import degenerate_reason
 
 
 @dataclass
@@ -99,7 +101,8 @@ class StrategyJudge(ABC):
         kept: list[list[int]] = []
         sub_requests: list[JudgeRequest] = []
         for req in requests:
-            idx = [i for i, c in enumerate(req.contexts) if not c.degenerate]
+            idx = [i for i, (g, c) in enumerate(zip(req.generations, req.contexts))
+                   if not c.degenerate and degenerate_reason(g) is None]
             kept.append(idx)
             sub_requests.append(
                 JudgeRequest(req.prompt, [req.generations[i] for i in idx], [req.contexts[i] for i in idx])
