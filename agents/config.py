@@ -25,6 +25,7 @@ LOSS_TYPES: tuple[str, ...] = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALE_REWARDS: tuple[str, ...] = ("none", "group", "batch")
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+MAX_TEMPERATURE = 2.0
 
 
 def agent_names() -> tuple[str, ...]:
@@ -74,10 +75,6 @@ class TrainConfig:
     weights in that dtype (less memory, lossier updates); ``float32`` forces fp32 everywhere."""
     gradient_checkpointing: bool = False
     """Trade compute for activation memory (large models)."""
-    use_vllm: bool = False
-    """Sample with vLLM (GPU only; imported lazily, weights synced after each update)."""
-    vllm_gpu_memory_utilization: float = 0.3
-    """Share of GPU memory vLLM may take when colocated with training."""
 
     # ---- rollout ----------------------------------------------------------------------------------------------
     seed: int = 0
@@ -89,7 +86,7 @@ class TrainConfig:
     num_generations: int = 8
     """N: samples per prompt (the pool the set advantages are computed from). N >= 2 and N >= set_size."""
     temperature: float = 1.0
-    """Sampling temperature; log-probs use the same temperature."""
+    """Sampling temperature in (0, 2]; log-probs use the same temperature."""
     top_p: float = 1.0
     """Nucleus sampling (1.0 = off). Note: the loss uses the untruncated distribution, as TRL does."""
     max_prompt_length: int = 512
@@ -174,6 +171,9 @@ class TrainConfig:
                 raise ValueError(f"prompts_per_step={self.prompts_per_step} is not a multiple of "
                                  f"mini_batch_size={self.mini_batch_size}")
         _positive(self, "temperature")
+        if self.temperature > MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be <= {MAX_TEMPERATURE}, got {self.temperature} (vLLM, which the TRL "
+                             "and verl integrations sample with, rejects higher values; so do we, to keep one meaning)")
         _positive(self, "learning_rate")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
@@ -194,8 +194,6 @@ class TrainConfig:
         _choice(self, "scale_rewards", SCALE_REWARDS)
         _choice(self, "dtype", DTYPES)
         _choice(self, "device", DEVICES)
-        if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise ValueError(f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}")
         self._check_advantage_args()
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ValueError(f"run_name must be a plain directory name, got {self.run_name!r}")
@@ -285,6 +283,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config from a dict (a run's ``config.json``, a preset, a suite); fields removed from this trainer are
+        dropped when they are off and refused when they ask for something it no longer does."""
+        data = dict(data)
+        if data.pop("use_vllm", False):
+            raise ValueError("use_vllm=True: this trainer samples with Hugging Face generate; for vLLM sampling use "
+                             "the TRL or verl integration (polyenv.integrations)")
+        data.pop("vllm_gpu_memory_utilization", None)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -329,7 +334,7 @@ _PAPER = dict(
     prompts_per_step=128, mini_batch_size=64, learning_rate=1e-6, temperature=1.0, max_prompt_length=1024,
     max_completion_length=4096, epsilon=0.2, epsilon_high=0.28, beta=0.0, max_grad_norm=0.3, num_iterations=1,
     loss_type="dr_grpo", scale_rewards="none", num_steps=400, save_steps=10, gradient_accumulation_steps=8,
-    gradient_checkpointing=True, use_vllm=True, log_tensorboard=True,
+    gradient_checkpointing=True, log_tensorboard=True,
 )
 
 # The warm-started character-level base policy: `python -m agents.warmstart --env PolySet-Polynomial-v0` writes it to

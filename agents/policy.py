@@ -358,7 +358,6 @@ class Policy:
         if not eos_token_ids:
             raise ValueError("no EOS token id: pass eos_token_ids or use a tokenizer with an EOS token")
         self.eos_token_ids = [int(i) for i in eos_token_ids]
-        self.vllm: Any = None  # a VLLMSampler when sampling with vLLM
         self.share_prompt_prefix = True  # prefill each prompt once and copy its KV cache to its N samples
 
     @classmethod
@@ -443,11 +442,8 @@ class Policy:
         if context is not None and longest + max_new_tokens > context:
             raise ValueError(f"prompt of {longest} tokens + max_new_tokens={max_new_tokens} exceeds the model's "
                              f"context of {context} tokens")
-        if self.vllm is not None:
-            completions = self.vllm.sample(prompt_rows, num_generations, temperature, top_p, max_new_tokens, seed)
-        else:
-            completions = self._hf_sample(model or self.model, prompt_rows, num_generations, temperature, top_p,
-                                          max_new_tokens, seed)
+        completions = self._hf_sample(model or self.model, prompt_rows, num_generations, temperature, top_p,
+                                      max_new_tokens, seed)
         return self._assemble(list(prompts), prompt_rows, completions, num_generations)
 
     def _hf_sample(self, model: Any, prompt_rows: list[list[int]], n: int, temperature: float, top_p: float,
@@ -552,52 +548,3 @@ def _batch_tensors(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
         return tuple(batch)  # type: ignore[return-value]
     raise TypeError("log_probs takes Rollouts, a dict of prompt_ids/prompt_mask/completion_ids/completion_mask, "
                     f"or those 4 tensors; got {type(batch).__name__}")
-
-
-class VLLMSampler:
-    """Colocated vLLM sampling for GPU runs (imported lazily). ``sync(model)`` loads the trained weights after each
-    update. Untested on this CPU-only project machine; the HF path is the reference."""
-
-    def __init__(self, model_path: str, *, seed: int, gpu_memory_utilization: float = 0.3,
-                 max_model_len: int | None = None, dtype: str = "bfloat16") -> None:
-        try:
-            import vllm
-        except ImportError as err:  # pragma: no cover - GPU-only path
-            raise ImportError("use_vllm=True needs vLLM: pip install vllm (GPU only)") from err
-        self._vllm = vllm
-        self.llm = vllm.LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization, seed=seed,
-                            max_model_len=max_model_len, dtype=dtype, enable_prefix_caching=True)
-
-    def sample(self, prompt_rows: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
-               seed: int | None) -> torch.Tensor:  # pragma: no cover - GPU-only path
-        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=-1,
-                                           max_tokens=max_new_tokens, seed=seed)
-        outputs = self.llm.generate([{"prompt_token_ids": r} for r in prompt_rows], sampling_params=params,
-                                    use_tqdm=False)
-        rows = [list(o.token_ids) for out in outputs for o in out.outputs]
-        width = max(1, max(len(r) for r in rows))
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        # Rows shorter than the longest are padded with id 0 past their EOS, which the EOS mask drops; a row without
-        # EOS shorter than the longest only happens at max_tokens, so padding never hides a missing EOS.
-        return ids
-
-    def sync(self, model: Any) -> None:  # pragma: no cover - GPU-only path
-        """Copy the policy's weights into the vLLM engine."""
-        engine = self.llm.llm_engine
-        for path in ("model_executor.driver_worker.worker.model_runner.model",
-                     "model_executor.driver_worker.model_runner.model"):
-            target: Any = engine
-            try:
-                for part in path.split("."):
-                    target = getattr(target, part)
-            except AttributeError:
-                continue
-            target.load_weights(model.state_dict().items())
-            return
-        if hasattr(self.llm, "collective_rpc"):
-            state = {k: v for k, v in model.state_dict().items()}
-            self.llm.collective_rpc(lambda worker: worker.model_runner.model.load_weights(state.items()))
-            return
-        raise RuntimeError("this vLLM version exposes no known way to load weights into a colocated engine")

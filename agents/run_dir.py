@@ -229,9 +229,7 @@ class RunDir:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         self.save_model(tmp, model, tokenizer)
-        if acc.distributed_type.name in ("FSDP", "DEEPSPEED"):
-            acc.save_state(str(tmp / "accelerate_state"))  # sharded optimiser state
-        elif self.is_main:
+        if self.is_main:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(rng_state(envs), tmp / f"rng_{acc.process_index}.pt")
         acc.wait_for_everyone()
@@ -256,11 +254,7 @@ class RunDir:
         if state.get("world_size", 1) != acc.num_processes:
             raise ValueError(f"checkpoint {checkpoint} was written by {state.get('world_size')} processes; resume "
                              f"with the same number (now {acc.num_processes}) to reach the same result")
-        if (checkpoint / "accelerate_state").is_dir():
-            acc.load_state(str(checkpoint / "accelerate_state"))
-        else:
-            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=acc.device,
-                                                 weights_only=False))
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=acc.device, weights_only=False))
         rng = checkpoint / f"rng_{acc.process_index}.pt"
         if rng.is_file():
             set_rng_state(torch.load(rng, weights_only=False), envs)

@@ -16,11 +16,11 @@ update; :mod:`agents.metrics` reduces the step to one row; :mod:`agents.run_dir`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ __all__ = [
     "METRIC_KEYS", "RESUMABLE_CHANGES", "Callback", "NonFiniteError", "Trainer", "UpdateBatch", "UpdateStats",
     "derived_seed", "find_checkpoint", "read_metrics", "train", "update_policy",
 ]
+
+SUPPORTED_DISTRIBUTED = frozenset({"NO", "MULTI_CPU", "MULTI_GPU"})
+"""accelerate's distributed types the trainer supports: one device, or DDP across processes."""
 
 Callback = Callable[[int, dict, Policy], None]
 """``callback(step, metrics_row, policy)``: runs on the main process every ``eval_steps`` steps, before the row is
@@ -70,6 +73,10 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.accelerator = acc = _make_accelerator(cfg)
+        if acc.distributed_type.name not in SUPPORTED_DISTRIBUTED:
+            raise ValueError(f"this trainer runs on CPU, one GPU or data parallel (DDP), not "
+                             f"{acc.distributed_type.name}: launch it with agents/accelerate_configs/ddp.yaml, or "
+                             "train sharded models with the TRL or verl integration (polyenv.integrations)")
         self.world_size, self.rank = acc.num_processes, acc.process_index
         self.is_main = acc.is_main_process
         if cfg.prompts_per_step % self.world_size:
@@ -109,21 +116,7 @@ class Trainer:
         trainable = [p for p in self.policy.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, betas=cfg.adam_betas,
                                       weight_decay=cfg.weight_decay)
-        if acc.distributed_type.name == "DEEPSPEED":  # pragma: no cover - GPU only; no dataloader to infer it from
-            micro = mini // self.world_size * cfg.num_generations // cfg.gradient_accumulation_steps
-            ds = acc.state.deepspeed_plugin.deepspeed_config
-            ds["train_micro_batch_size_per_gpu"] = micro
-            # Our loss is already normalised over micro-batches, so DeepSpeed must not divide it again; the
-            # accumulation boundary is set per micro-batch in update_policy.
-            ds["gradient_accumulation_steps"] = 1
-            ds["gradient_clipping"] = cfg.max_grad_norm or 0.0
         self.model, self.optimizer = acc.prepare(self.policy.model, optimizer)
-        if cfg.use_vllm:
-            from agents.policy import VLLMSampler
-
-            self.policy.vllm = VLLMSampler(_model_path(checkpoint or cfg.model), seed=cfg.seed,
-                                           gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                                           max_model_len=cfg.max_prompt_length + cfg.max_completion_length)
         if checkpoint is not None:
             self.start_step = self.run_dir.load_checkpoint(checkpoint, self.optimizer, self.envs)
         if self.is_main:
@@ -140,11 +133,11 @@ class Trainer:
         first = self.rank * self.local_prompts
         prompts = [env.reset(seed=derived_seed(cfg.seed, ENV_SEED, step, first + i))[0]
                    for i, env in enumerate(self.envs)]
-        with self._generation_model() as gen_model, torch.no_grad():
+        with torch.no_grad():
             rollouts = self.policy.generate(
                 prompts, num_generations=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p,
                 max_new_tokens=cfg.max_completion_length, seed=derived_seed(cfg.seed, SAMPLE_SEED, step, self.rank),
-                max_prompt_length=cfg.max_prompt_length, model=gen_model)
+                max_prompt_length=cfg.max_prompt_length, model=acc.unwrap_model(self.model))
         t_generated = time.perf_counter()
 
         # 2. Score: one env step per prompt with the whole pool, one batched judge call.
@@ -164,8 +157,6 @@ class Trainer:
         stats = update_policy(self.model, self.optimizer, batch, cfg, step, accelerator=acc, ref_model=self.ref_model,
                               world_size=self.world_size, rank=self.rank,
                               share_prompt_prefix=self.policy.share_prompt_prefix)
-        if self.policy.vllm is not None:  # pragma: no cover - GPU only
-            self.policy.vllm.sync(acc.unwrap_model(self.model))
         t_end = time.perf_counter()
 
         # 5. Metrics: additive sums, summed over processes, then one row.
@@ -196,27 +187,6 @@ class Trainer:
             where = [(infos[i]["problem_id"], j) for i, j in zip(*np.nonzero(bad))][:3]
             raise NonFiniteError(f"step {step}: {int(count)} reward(s) are not finite (e.g. problem, sample: "
                                  f"{where or 'on another process'}); the env's verifier returned NaN/inf")
-
-    @contextlib.contextmanager
-    def _generation_model(self) -> Iterator[Any]:
-        """The model to call ``generate`` on, with sharded parameters gathered where needed (GPU engines)."""
-        acc = self.accelerator
-        kind = acc.distributed_type.name
-        if kind == "DEEPSPEED" and getattr(acc.state.deepspeed_plugin, "zero_stage", 0) == 3:  # pragma: no cover
-            import deepspeed
-
-            with deepspeed.zero.GatheredParameters(self.model.parameters()):
-                yield acc.unwrap_model(self.model)
-        elif kind == "FSDP":  # pragma: no cover - GPU only
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-            if isinstance(self.model, FSDP):
-                with FSDP.summon_full_params(self.model, writeback=False, recurse=False):
-                    yield self.model.module
-            else:  # FSDP2 modules gather their shards in forward
-                yield self.model
-        else:
-            yield acc.unwrap_model(self.model)
 
     # ---- the loop -------------------------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -267,8 +237,20 @@ def _make_accelerator(cfg: TrainConfig) -> Any:
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but no CUDA device is available")
-    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if cuda and cfg.dtype == "auto" else "no")
-    return Accelerator(cpu=not cuda, mixed_precision=mixed)
+    return Accelerator(cpu=not cuda, mixed_precision=mixed_precision(cfg.dtype, cuda))
+
+
+def mixed_precision(dtype: str, cuda: bool) -> str:
+    """accelerate's autocast setting: an explicit ``dtype`` wins over the launcher's (``accelerate launch`` YAML or
+    ``ACCELERATE_MIXED_PRECISION``): ``float32`` means no autocast, ``bfloat16`` / ``float16`` weights need none.
+    With ``dtype="auto"`` the launcher decides, else bf16 autocast on CUDA and none on CPU."""
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if dtype != "auto":
+        if launcher not in (None, "no"):
+            warnings.warn(f"dtype={dtype!r} overrides the launcher's mixed_precision={launcher!r} (no autocast)",
+                          stacklevel=3)
+        return "no"
+    return launcher or ("bf16" if cuda else "no")
 
 
 def _make_envs(cfg: TrainConfig, count: int) -> list[Any]:

@@ -144,8 +144,6 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: UpdateBat
             ratio_sum = ratio_tokens = 0.0
             for k, idx in enumerate(micro):
                 sync = accelerator is None or k == len(micro) - 1
-                if accelerator is not None:  # DeepSpeed steps inside backward() at the accumulation boundary
-                    accelerator.gradient_state._set_sync_gradients(sync)
                 ctx = contextlib.nullcontext() if sync else accelerator.no_sync(model)
                 with ctx:
                     logp, ent, c_mask = forward(model, idx, epoch == 0)
@@ -172,8 +170,7 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: UpdateBat
                 stats.first_epoch_ratio = ratio_sum / max(ratio_tokens, 1.0)
             max_norm = cfg.max_grad_norm if cfg.max_grad_norm else float("inf")
             if accelerator is not None:
-                total = accelerator.clip_grad_norm_(params, max_norm)  # DeepSpeed: clipped by the engine (config)
-                grad_norm = float(total) if total is not None else 0.0
+                grad_norm = float(accelerator.clip_grad_norm_(params, max_norm))
                 step_loss = float(accelerator.reduce(torch.tensor(step_loss, device=device), "mean"))
             else:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))

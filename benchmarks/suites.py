@@ -317,7 +317,6 @@ MATH_GPU = Suite(
         "scale_rewards": "none",
         "gradient_accumulation_steps": 8,
         "gradient_checkpointing": True,
-        "use_vllm": True,
         "save_steps": 10,
         "progress": False,
     },

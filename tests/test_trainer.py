@@ -328,3 +328,24 @@ def test_cli_end_to_end_on_the_polynomial_env(tiny, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "agents.train", "--agent", "nope"], cwd=REPO, env=env,
                          capture_output=True, text=True, check=False, timeout=120)
     assert bad.returncode == 2 and "unknown agent 'nope'" in bad.stderr
+
+
+def test_explicit_dtype_overrides_the_launchers_mixed_precision(monkeypatch):
+    from agents.trainer import mixed_precision
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    assert mixed_precision("auto", cuda=True) == "bf16" and mixed_precision("auto", cuda=False) == "no"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets from its YAML
+    assert mixed_precision("auto", cuda=True) == "bf16"
+    with pytest.warns(UserWarning, match="overrides the launcher"):
+        assert mixed_precision("float32", cuda=True) == "no"
+
+
+def test_removed_vllm_fields_and_temperature_bounds():
+    base = {"env_id": PARITY_ID, "agent": "grpo"}
+    assert TrainConfig.from_dict({**base, "use_vllm": False, "vllm_gpu_memory_utilization": 0.3}).agent == "grpo"
+    with pytest.raises(ValueError, match="TRL or verl integration"):
+        TrainConfig.from_dict({**base, "use_vllm": True})
+    assert TrainConfig(**base, temperature=2.0).temperature == 2.0
+    with pytest.raises(ValueError, match="temperature must be <= 2.0, got 2.5"):
+        TrainConfig(**base, temperature=2.5)
