@@ -305,61 +305,42 @@ def evaluate_policy(model: Any, tokenizer: Any, env: Any, *, num_problems: int =
                     temperature: float = 1.0, max_new_tokens: int = 128, batch_prompts: int = 16, seed: int = 0,
                     requested_weights: dict[str, float] | None = None) -> dict[str, Any]:
     """Sample ``samples`` completions for each of the first ``num_problems`` problems of ``env``'s split with the RL
-    trainer's sampler (``agents.policy.Policy``) and score them with the env's verifier. Returns accuracy, solved
-    share, the family mix of correct samples (vs ``requested_weights``), distinct correct strategies per prompt,
-    degenerate and truncated shares and a few examples."""
+    trainer's sampler and score them with the env (``agents.evaluation.evaluate``, the path every evaluation
+    shares). Returns accuracy, solved share, the family mix of correct samples (vs ``requested_weights``), distinct
+    correct strategies per prompt, degenerate and truncated shares and a few examples."""
+    from agents.evaluation import evaluate, summarise, summary_dict
     from agents.policy import Policy
+    from polyenv.objectives import DEGENERATE
 
-    n_available = env.num_problems
-    num_problems = num_problems if n_available is None else min(num_problems, n_available)
-    family_of = getattr(env, "strategy_family", None)
-    policy = Policy(model, tokenizer)
-    correct_total = degenerate_total = truncated_total = solved = 0
+    started = time.perf_counter()
+    records = evaluate(Policy(model, tokenizer), env, num_problems=num_problems, num_samples=samples,
+                       temperature=temperature, max_new_tokens=max_new_tokens, batch_prompts=batch_prompts,
+                       seed=seed * 1_000_003, keep_texts=True)
+    summary = summary_dict(summarise(records, maj_draws=1)) if records else {}
     families: Counter[str] = Counter()
     attempts: Counter[str] = Counter()  # families of all non-degenerate samples: the policy's strategy prior
-    distinct: list[int] = []
-    lengths: list[int] = []
-    examples: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    for start in range(0, num_problems, batch_prompts):
-        indices = list(range(start, min(start + batch_prompts, num_problems)))
-        problems = [env.get_problem(i) for i in indices]
-        rollouts = policy.generate([p.prompt for p in problems], num_generations=samples, temperature=temperature,
-                                   max_new_tokens=max_new_tokens, seed=seed * 1_000_003 + start)
-        lengths += rollouts.completion_lengths.tolist()
-        truncated_total += int(rollouts.truncated.sum())
-        for index, problem, gens in zip(indices, problems, rollouts.groups()):
-            env.reset(options={"index": index})
-            results = env.verify(gens)
-            correct = [r for r in results if r.correct]
-            correct_total += len(correct)
-            degenerate_total += sum(r.degenerate for r in results)
-            solved += bool(correct)
-            distinct.append(len({r.strategy_key for r in correct}))
-            if family_of is not None:
-                families.update(family_of(r.strategy_key) for r in correct)
-                attempts.update(family_of(r.strategy_key) for r in results if not r.degenerate)
-            if len(examples) < 3:
-                examples.append({"prompt": problem.prompt, "completions": gens[:3],
-                                 "correct": [bool(r.correct) for r in results[:3]],
-                                 "errors": [r.error for r in results[:3]]})
-    total = num_problems * samples
+    for r in records:
+        if r["families"] is not None:
+            families.update(f for f, c in zip(r["families"], r["correct"]) if c)
+            attempts.update(f for f, s in zip(r["families"], r["strategies"]) if s != DEGENERATE)
+    examples = [{"prompt": env.get_problem(r["index"]).prompt, "completions": r["texts"][:3],
+                 "correct": r["correct"][:3], "errors": r["errors"][:3]} for r in records[:3]]
     n_correct = sum(families.values())
     family_share = {k: v / n_correct for k, v in sorted(families.items())} if n_correct else {}
     report: dict[str, Any] = {
-        "problems": num_problems,
+        "problems": len(records),
         "samples_per_problem": samples,
         "temperature": temperature,
-        "accuracy": correct_total / total if total else 0.0,
-        "solved_share": solved / num_problems if num_problems else 0.0,
-        "degenerate_share": degenerate_total / total if total else 0.0,
-        "truncated_share": truncated_total / total if total else 0.0,
-        "distinct_correct_per_prompt": sum(distinct) / len(distinct) if distinct else 0.0,
+        "accuracy": summary.get("accuracy", 0.0),
+        "solved_share": summary.get("frac_prompts_solved", 0.0),
+        "degenerate_share": summary.get("degenerate_frac", 0.0),
+        "truncated_share": summary.get("truncated_frac", 0.0),
+        "distinct_correct_per_prompt": summary.get("distinct_correct_per_prompt", 0.0),
         "correct_family_counts": dict(sorted(families.items())),
         "correct_family_share": family_share,
         "attempted_family_share": _shares(attempts),
         "family_accuracy": {k: round(families[k] / n, 4) for k, n in sorted(attempts.items())},
-        "mean_completion_tokens": sum(lengths) / len(lengths) if lengths else 0.0,
+        "mean_completion_tokens": summary.get("mean_completion_tokens", 0.0),
         "seconds": round(time.perf_counter() - started, 2),
         "examples": examples,
     }

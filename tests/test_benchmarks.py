@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.evaluate import make_record, mean_branching_profile, rare_correct_strategies, summarise
+from agents.evaluation import make_record, mean_branching_profile, rare_correct_strategies, summarise
 from benchmarks.plots import make_all
 from benchmarks.run import Layout, headline, plan
 from benchmarks.suites import SUITES, EnvSpec, EvalTarget, Suite, get_suite
