@@ -325,7 +325,7 @@ def _choice(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; choose one of {list(choices)}")
 
 
-# DESIGN.md §1: Qwen3-4B-Base on POLARIS, N = 8, n = 4, 128 prompts/batch, 64 per mini-batch, lr 1e-6, temperature 1,
+# The paper's configuration: Qwen3-4B-Base on POLARIS, N = 8, n = 4, 128 prompts/batch, 64 per mini-batch, lr 1e-6, temperature 1,
 # prompt 1024 / response 4096 tokens, clip 0.2 / 0.28, no KL, grad clip 0.3, one PPO epoch, Dr.GRPO aggregation.
 # num_steps is ours (the paper does not state it). Run with `accelerate launch --config_file
 # agents/accelerate_configs/fsdp.yaml -m agents.train --preset paper-qwen3-4b-polaris`.
@@ -345,7 +345,7 @@ _CPU_TINY = dict(
     max_completion_length=64, num_steps=200, save_steps=20, num_threads=1,
 )
 
-# SmolLM2-135M-Instruct, B = 8, N = 8, n = 4 (untrained it solves nothing: warm-start it first, DESIGN.md §6).
+# SmolLM2-135M-Instruct, B = 8, N = 8, n = 4 (untrained it solves nothing: warm-start it first with agents.warmstart).
 _CPU_SMOLLM2 = dict(
     env_id="PolySet-Polynomial-v0", agent="poly_epo", model="smollm2-135m", set_size=4, num_generations=8,
     prompts_per_step=8, learning_rate=1e-5, temperature=1.0, max_prompt_length=256, max_completion_length=64,

@@ -1,4 +1,4 @@
-"""Small Llama-architecture causal LMs built from scratch (the CPU base policies of DESIGN.md §6).
+"""Small Llama-architecture causal LMs built from scratch (the CPU base policies that agents.warmstart trains).
 
     from agents.tiny_model import TinyModelConfig, build_tiny_model
     model = build_tiny_model(TinyModelConfig(d_model=128, n_layers=2, n_heads=4), tokenizer)

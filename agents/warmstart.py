@@ -1,4 +1,4 @@
-"""Warm start: turn a synthetic env's demonstrations into a base policy for RL (issue 6, item 7).
+"""Warm start: turn a synthetic env's demonstrations into a base policy for RL.
 
     python -m agents.warmstart --env PolySet-Polynomial-v0 --output-dir ~/.cache/polyenv/bases/polynomial
     python -m agents.warmstart --env PolySet-Polynomial-v0 --model smollm2-135m --num-demos 300 --epochs 2

@@ -11,7 +11,7 @@ one set each of ``--demos`` + ``--samples`` generations, shuffled:
   their families drawn uniformly from the domain's demonstration families, so a set holds several strategies, some
   repeated (identical strategies written in the domain's template);
 - ``--samples`` samples of the untrained SmolLM2-135M-Instruct (chat template, temperature 1.0, 128 new tokens).
-  It solves none of the polynomial prompts (DESIGN.md §6), so its samples alone carry almost no strategy structure
+  It solves none of the polynomial prompts (results/zero_shot/), so its samples alone carry almost no strategy structure
   for the oracle to label; they add real, messy model text (wrong pairs, degenerate rambling) to the structured sets.
 
 Each set is verified by the env, then labelled by the oracle (``strategy_key``), the answer judge, the embedding judge

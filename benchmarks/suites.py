@@ -276,7 +276,7 @@ SYNTHETIC_SMOL = Suite(
     threads_per_worker=2,
 )
 
-# The paper's configuration (DESIGN.md section 1): Qwen3-4B-Base on POLARIS-53K, N = 8, n = 4, 128 prompts per batch,
+# The paper's configuration: Qwen3-4B-Base on POLARIS-53K, N = 8, n = 4, 128 prompts per batch,
 # 64 per mini-batch, lr 1e-6, temperature 1.0, response <= 4096 tokens, clip 0.2 / 0.28, no KL, grad clip 0.3,
 # one PPO epoch, Dr.GRPO loss. Evaluated on the maths benchmarks this machine has plus AIME 2025 from the hub.
 _MATH_EVAL = {"num_samples": 64, "max_new_tokens": 4096, "temperature": 1.0}

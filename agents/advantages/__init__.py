@@ -1,4 +1,4 @@
-"""Advantages of every agent: how a group of N generations becomes one advantage per generation (DESIGN.md §1).
+"""Advantages of every agent: how a group of N generations becomes one advantage per generation.
 
     from agents.advantages import compute_advantages
     adv = compute_advantages("poly_epo", rewards, strategies, set_size=4, objective=env.unwrapped.objective)

@@ -5,7 +5,7 @@
     diversity_bonus_advantages([1.0, 0.0, 0.0, 1.0], [0, 0, 1, -1], lam=0.5)
 
 Inputs are one group (N,) or a batch of groups (B, N); numpy, torch or lists; the result has the input's type and
-shape. See DESIGN.md §1.
+shape. See ARCHITECTURE.md, "Advantages".
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
     set_advantages(rewards, strategies, 4, method="sample", num_sets=70, seed=0)
 
 The advantage of generation i is ``E[f(G) | i in G] - E[f(G)]`` over the n-subsets G of the group's N generations
-(DESIGN.md §1). For the named objectives both terms are counted in closed form (hypergeometric probabilities,
+(the paper's set RL; ARCHITECTURE.md, "Advantages"). For the named objectives both terms are counted in closed form (hypergeometric probabilities,
 O(N x clusters) per group), which is exact at N = 1024; any other callable ``f(rewards, strategies) -> float`` is
 enumerated. Since every subset has n members, ``E[f] = mean_i E[f | i in G]``, so only the conditional means are
 computed and the advantages of a group sum to zero.
@@ -331,7 +331,7 @@ def set_advantages(
     num_sets: int | None = None,
     seed: int | None = None,
 ) -> Any:
-    """Marginal set advantages of each generation (set RL / Poly-EPO, DESIGN.md §1); shape and type of ``rewards``.
+    """Marginal set advantages of each generation (set RL / Poly-EPO); shape and type of ``rewards``.
 
     Args:
         rewards: per-generation rewards, (N,) or (B, N); numpy, torch or a list.

@@ -1,4 +1,4 @@
-"""LLM judge: an instruct model clusters all generations of a prompt in one call (DESIGN.md §1, "Strategy judge").
+"""LLM judge: an instruct model clusters all generations of a prompt in one call.
 
     from polyenv.judges import get_judge
     judge = get_judge("llm")                                               # local SmolLM2-135M-Instruct (offline)
