@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates .venv-verl: the environment of the verl integration tests (verl 0.9.1 pins transformers<5.11).
+# It layers verl 0.9.1, transformers 5.10.4 and their extra dependencies over .venv (made by scripts/install.sh), so
+# polyenv and the rest come from .venv and only what verl needs differently is installed here. Idempotent.
+#   bash scripts/install_verl_env.sh && .venv-verl/bin/python -m pytest tests/test_integration_verl.py -q
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+BASE=${POLYENV_BASE_VENV:-.venv}
+[[ -x "$BASE/bin/python" ]] || bash scripts/install.sh
+if [[ ! -x .venv-verl/bin/python ]]; then
+  "$PY" -m venv .venv-verl
+fi
+MAIN_SITE=$("$BASE/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+VERL_SITE=$(.venv-verl/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+# Processed like a site directory (its .pth files too, so the editable polyenv install is found), after our own.
+echo "import site; site.addsitedir('$MAIN_SITE')" > "$VERL_SITE/_polyenv_base_venv.pth"
+.venv-verl/bin/python -m pip install -q "torch==2.13.0" "verl==0.9.1" "transformers==5.10.4" "tensordict==0.10.0" \
+  "ray[default]==2.60.0" cachetools uvicorn fastapi 2>&1 | grep -v -e "^WARNING: Location" -e "requires" -e "incompatible" -e "dependency conflicts" -e "dependency resolver" || true
+# polyenv itself (no dependencies: they come from the base venv), so its verl plugin entry point is registered here.
+.venv-verl/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+.venv-verl/bin/python -c "import verl, transformers, torch; print('verl', verl.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
