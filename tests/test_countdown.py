@@ -68,14 +68,20 @@ def test_problems_have_many_solutions_and_all_score_one(env):
             assert out["rewards"] == [1.0] * len(sols), (prompt, [x for x in out["errors"] if x][:3])
             essential = {lab for lab, (_, _, by_one) in zip(out["strategies"], sols) if not by_one}
             assert len(essential) == info["task"]["num_solutions"] >= 6
-            # solutions using different numbers are always different strategies
+            # solutions without a step by 1 that use different numbers are always different strategies
             by_used = {}
-            for lab, (_, used, _) in zip(out["strategies"], sols):
-                by_used.setdefault(used, set()).add(lab)
+            for lab, (_, used, by_one) in zip(out["strategies"], sols):
+                if not by_one:
+                    by_used.setdefault(used, set()).add(lab)
             groups = list(by_used.values())
             for g1 in range(len(groups)):
                 for g2 in range(g1 + 1, len(groups)):
                     assert not groups[g1] & groups[g2]
+            # a step by 1 built from spare numbers is padding: the label is that of a solution using fewer numbers
+            for lab, (text, used, by_one) in zip(out["strategies"], sols):
+                if by_one:
+                    assert any(lab in labs and len(u) < len(used) and not Counter(u) - Counter(used)
+                               for u, labs in by_used.items()), (prompt, text)
 
 
 def test_commutative_and_associative_rewrites_share_a_label(env):
@@ -223,3 +229,47 @@ def test_check_env_and_gym_make():
     env = gym.make("polyenv:PolySet-Countdown-v0")
     assert isinstance(env.unwrapped, CountdownEnv) and env.unwrapped.judge.name == "oracle"
     check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_padding_and_slips_keep_the_label_and_approaches_differ(env):
+    from polyenv.core import Problem
+
+    env.reset(options={"index": 0})
+    env._problem = Problem(id="countdown/custom/0", prompt="Use 3, 4, 5, 11, 10 to make 17.", reference=None,
+                           task={"numbers": (3, 4, 5, 11, 10), "target": 17, "num_solutions": 1})
+    gens = [
+        "Answer: 3*4+5",                            # the approach
+        "Answer: (3*4+5)*(11-10)",                  # x 1 built from unused numbers
+        "Answer: (3*4+5)/(11-10)",                  # / 1
+        "Answer: 5+4*3",                            # a rewrite
+        "3 * 4 = 13, 13 + 5 = 17. Answer: 3*4+5",   # a slip in the worked steps, same answer
+        "Answer: 3*4+5 = 18",                       # a wrong claimed value, same expression
+        "Answer: 11+10-4",                          # a different approach
+        "Answer: 3*5+4",                            # a different approach that misses (19)
+        "Answer: (3*5+4)*(11-10)",                  # padding keeps the missed approach's label
+        "no idea",                                  # degenerate
+    ]
+    out = env.step(gens)[4]
+    labels = out["strategies"]
+    assert out["correct"] == [True] * 7 + [False, False, False]
+    assert labels[:6] == [labels[0]] * 6
+    assert labels[6] != labels[0] and labels[7] not in (labels[0], labels[6]) and labels[8] == labels[7]
+    assert labels[9] == DEGENERATE
+    assert out["details"][1]["strategy"] == "3*4+5" and out["answers"][1] == "(11-10)*(3*4+5)"
+
+
+def test_cancelling_sums_and_unit_products_are_stripped():
+    from polyenv.domains.countdown import canonical, strip_padding
+    from polyenv.safe_arith import parse
+
+    def label(text):
+        return strip_padding(canonical(parse(text))).text
+
+    assert label("3*4+5+2*6-3*4") == label("3*4+5")              # + 0 as 2*6 - 3*4
+    assert label("3*4+5+9-4-5") == label("3*4+5")                 # + 0 as 9 - 4 - 5
+    assert label("(11+5)*(4-3)") == label("11+5")                 # x 1
+    assert label("12*6/(2*3)") == "12"                            # x 6/6
+    assert label("20*1") == "20"                                  # x 1 given as a number
+    assert label("15-4/(17-13)") == "15-4/(17-13)"                # a subtracted 1 is a value, not padding
+    assert label("(2+3)*(9-8)*4") == label("(2+3)*4")
+    assert label("3*4+5") != label("3*5+4") != label("11+10-4")

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
@@ -233,7 +234,7 @@ def test_demonstrations_of_each_family_score_one_with_their_label(family):
         assert out["details"][0]["strategy"] == demo.strategy_key
         assert env.strategy_family(demo.strategy_key) == family
         p, q = factors_from_prompt(demo.prompt)
-        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 110
+        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 300
 
 
 def test_demonstrations_follow_the_requested_mix():
@@ -266,3 +267,44 @@ def test_check_env_and_gym_make():
     env = gym.make("polyenv:PolySet-Multiplication-v0", p_digits=2)
     assert isinstance(env.unwrapped, MultiplicationEnv) and env.unwrapped.judge.name == "oracle"
     check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_slips_keep_the_decomposition_label_and_decompositions_differ():
+    env = MultiplicationEnv(p_digits=3, q_digits=2)
+    env.reset(options={"index": 0})
+    from polyenv.core import Problem
+
+    env._problem = Problem(id="multiplication/custom/0", prompt="Compute 343 * 67 by decomposing the factors.",
+                           reference=None, task={"p": 343, "q": 67, "product": 22981})
+    gens = [
+        "343 * 67 = (340 + 3) * 67; 340*67 = 22780, 3*67 = 201, 22780 + 201 = 22981. Answer: 22981",
+        "343 * 67 = (340 + 3) * 67; 340*67 = 22780, 3*67 = 211, 22780 + 211 = 22991. Answer: 22991",  # slip
+        "343 * 67 = (340 + 3) * 67 = 22780 + 201 = 22980. Answer: 22980",  # slip in the last addition
+        "343 * 67 = (3 + 340) * 67; 3*67 = 201, 340*67 = 22780, 201 + 22780 = 22981. Answer: 22981",  # reordered
+        "343 * 67 = 343 * (70 - 3); 343*70 = 24010, 343*-3 = -1029, 24010 - 1029 = 22981. Answer: 22981",
+        "343 * 67 = 343 * (70 - 3) = 24010 - 1029 = 22971. Answer: 22971",  # slip in the other approach
+        "343 * 67 = (300 + 40 + 3) * 67 = 20100 + 2680 + 201 = 22981. Answer: 22981",  # another split of p
+        "343 * 67 = 22981. Answer: 22981",  # direct
+        "343 * 67 = 22918. Answer: 22918",  # direct with a slip
+        "I think it is large",  # degenerate
+    ]
+    out = step(env, gens)
+    labels = out["strategies"]
+    assert out["correct"] == [True, False, False, True, True, False, True, True, False, False]
+    assert labels[0] == labels[1] == labels[2] == labels[3]
+    assert labels[4] == labels[5] != labels[0]
+    assert len({labels[0], labels[4], labels[6], labels[7]}) == 4 and labels[7] == labels[8]
+    assert labels[9] == DEGENERATE
+
+
+def test_worked_partials_take_one_operation_per_step():
+    from polyenv.domains.multiplication import worked_partials
+
+    assert worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
+    assert worked_partials([47], [10, -4]) == "47*10 = 470, 47*-4 = -188, 470 - 188 = 282"
+    env = MultiplicationEnv(p_digits=2, q_digits=1)
+    rng = np.random.default_rng(0)
+    prefix = env.strategy_prefix({"p": 47, "q": 6, "product": 282}, "p-sub", rng)
+    assert prefix == "47 * 6 = (50 - 3) * 6;"
+    with pytest.raises(ValueError, match="no decomposition"):
+        env.strategy_prefix({"p": 47, "q": 6, "product": 282}, "q-add", rng)

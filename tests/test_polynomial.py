@@ -64,7 +64,8 @@ def test_equivalent_writings_share_a_label_and_distinct_pairs_do_not(env):
     n = len(same)
     assert out["rewards"] == [1.0] * n + [1.0, 0.0, 0.0]
     assert out["correct"] == [True] * n + [True, False, False]
-    assert out["strategies"] == [0] * n + [1, 2, 3]  # incorrect pairs are strategies too, each its own
+    # The label is the x chosen: a wrong y at x = 3 is a slip within the x = 3 strategy, not a new strategy.
+    assert out["strategies"] == [0] * n + [1, 0, 0]
     assert out["answers"][0] == f"(3, {y3})" and out["errors"][:n] == [None] * n
     assert out["details"][-1] == {"x": 3, "y": y3 + 2, "expected_y": y3}
 
@@ -211,24 +212,24 @@ def test_demonstrations_score_one_with_their_labels_and_follow_the_mix():
         assert env.problem.prompt == d.prompt
         _, _, _, _, out = env.step([d.completion])
         assert out["rewards"] == [1.0], (d, out["errors"])
-        x, y = d.strategy_key
-        assert (out["details"][0]["x"], out["details"][0]["y"]) == (x, y)
+        x = int(d.strategy_key.removeprefix("x="))
+        assert out["details"][0]["x"] == x and d.completion.startswith(f"x = {x}:")
         assert env.strategy_family(d.strategy_key) == d.family
         a, b, c = coefficients_from_prompt(d.prompt)
-        assert y == y_of(a, b, c, x)
+        assert out["details"][0]["y"] == y_of(a, b, c, x)
         if d.family == "other":
-            assert x not in (0, 1, 2)
-        assert len(d.completion) < 80
+            assert 6 <= abs(x) <= 9
+        assert len(d.completion) < 120
 
 
 def test_default_mix_is_skewed_and_bad_weights_are_rejected():
     env = PolynomialEnv()
     counts = Counter(d.family for d in env.demonstrations(1000, seed=0))
-    assert counts["x=0"] > 780 and counts["other"] < 60
+    assert counts["x=0"] > 740 and counts["other"] == 0 and max(v for k, v in counts.items() if k != "x=0") < 45
     assert set(PolynomialEnv.default_strategy_weights) == set(PolynomialEnv.strategy_families)
     assert {d.family for d in env.demonstrations(50, strategy_weights={"other": 1.0})} == {"other"}
     with pytest.raises(ValueError, match="x=0"):
-        env.demonstrations(5, strategy_weights={"x=3": 1.0})
+        env.demonstrations(5, strategy_weights={"x=7": 1.0})
     with pytest.raises(ValueError, match=">= 0"):
         env.demonstrations(5, strategy_weights={"x=0": -1.0})
     with pytest.raises(ValueError, match="positive sum"):
@@ -238,8 +239,33 @@ def test_default_mix_is_skewed_and_bad_weights_are_rejected():
 
 def test_strategy_family_maps_any_key():
     env = PolynomialEnv()
-    assert [env.strategy_family(k) for k in [(0, 5), (1, -3), (2, 0), (-1, 4), (10**30, 1), None]] == \
-        ["x=0", "x=1", "x=2", "other", "other", "none"]
+    assert [env.strategy_family(k) for k in ["x=0", "x=1", "x=2", "x=-1", f"x={10**30}", None]] == \
+        ["x=0", "x=1", "x=2", "x=-1", "other", "none"]
+    assert env.strategy_family("x=-5") == "x=-5" and env.strategy_family("x=6") == "other"
+
+
+def test_worked_demonstration_has_one_operation_per_step():
+    from polyenv.domains.polynomial import worked_value
+
+    assert worked_value(2, -3, 1, 3) == "3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10"
+    assert worked_value(-1, 0, -2, -2) == "-2*-2 = 4, -1*4 = -4, -4 - 2 = -6"
+    assert worked_value(3, 2, 0, 0) == "y = 0"
+    env = PolynomialEnv(max_coefficient=3)
+    rng = np.random.default_rng(0)
+    assert env.strategy_prefix({"a": 1, "b": 1, "c": 1}, "x=-4", rng) == "x = -4:"
+    with pytest.raises(ValueError, match="unknown family"):
+        env.strategy_prefix({"a": 1, "b": 1, "c": 1}, "x=12", rng)
+
+
+def test_slips_keep_the_label_and_nonanswers_stay_degenerate(env):
+    prompt, _ = env.reset(options={"index": 5})
+    a, b, c = coefficients_from_prompt(prompt)
+    gens = [f"(0, {c})", f"(0, {c + 7})", f"x = 0: y = {c - 1}. Answer: (0, {c - 1})",  # slips at x = 0
+            f"(2, {y_of(a, b, c, 2)})", f"(2, {y_of(a, b, c, 2) + 1})",  # x = 2, right and wrong
+            "I do not know", f"(0, {c}) or (1, {y_of(a, b, c, 1)})"]  # no answer; conflicting answers
+    _, _, _, _, out = env.step(gens)
+    assert out["correct"] == [True, False, False, True, False, False, False]
+    assert out["strategies"] == [0, 0, 0, 1, 1, DEGENERATE, DEGENERATE]
 
 
 def test_check_env_and_gym_make():

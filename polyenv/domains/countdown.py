@@ -12,13 +12,19 @@ be used). Reward 1 iff the expression follows the rules and equals the target.
 Answer convention: the expression after "Answer:" (to the end of its line; ``... = 17`` after it is ignored). All
 answers given must be the same strategy, else "conflicting answers". Without a marker the last line is read.
 
-Strategy (oracle label) = the canonical form modulo commutativity and associativity of + and *, with - and / read as
-adding a negated term and multiplying by a reciprocal: sums and products are flattened and their operands sorted
-(``3*4+5``, ``5+4*3`` and ``(5+(4*3))`` are one strategy; ``20-(3-4)`` is ``20+4-3``). The canonical form is itself a
-valid expression with the same value (and obeys the rules), and it is the ``answer`` string. Expressions that break
-the rules (unknown or reused numbers, division by zero, non-integer or non-positive steps) are degenerate with the
-reason in ``info["errors"]``. Multiplying or dividing by a sub-expression equal to 1 (``(a+b)*(4-3)``) is legal and
-gives a different label; such padded solutions are not counted in ``num_solutions`` nor used in demonstrations.
+Strategy (oracle label) = the expression's approach: its canonical form modulo commutativity and associativity of +
+and *, with - and / read as adding a negated term and multiplying by a reciprocal (sums and products are flattened and
+their operands sorted: ``3*4+5``, ``5+4*3`` and ``(5+(4*3))`` are one strategy; ``20-(3-4)`` is ``20+4-3``), with
+padding removed (:func:`strip_padding`): operands of a sum that cancel (``+ 2*6 - 3*4``, ``+ 5 - 4 - 1``) and operands
+of a product that multiply to 1 (``* (11-10)``, ``* 6/(2*3)``, ``* 1``), built from numbers the approach does not
+need, change nothing, so ``(3*4+5)*(11-10)`` has the label of ``3*4+5``. The canonical form (padding kept) is itself
+a valid expression with the same value (and obeys the rules), and it is the ``answer`` string. A right approach with a
+slip in the worked steps before "Answer:" keeps its label (only the answer expression is read); an expression that
+misses the target is an incorrect generation with the label of its approach. Expressions that break the rules
+(unknown or reused numbers, division by zero, non-integer or non-positive steps) and texts without an expression are
+degenerate with the reason in ``info["errors"]``. Padded solutions are not used in demonstrations; ``num_solutions``
+counts canonical solutions with no step by 1 (with 3 or 4 numbers none of them is padded: cancelling padding needs two
+numbers besides the approach's own, and an approach of one number would be the target itself).
 
 Problems are generated here (not with reasoning-gym's Countdown, whose verifier runs sympy's ``parse_expr`` on the
 answer, i.e. eval, and whose problems need not have many solutions): every problem has at least ``min_solutions``
@@ -29,8 +35,10 @@ Families: ``add`` (a sum of positive terms at the top), ``sub`` (a sum with a su
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable
+from fractions import Fraction
 from functools import lru_cache
 from itertools import combinations
 from typing import Any, ClassVar, NamedTuple
@@ -121,6 +129,72 @@ def family_of(c: Canon) -> str:
     if c.kind == "p":
         return "div" if c.b else "mul"
     return "single"
+
+
+# ---- padding: sub-expressions that change nothing ------------------------------------------------------------------
+
+_PAD_LIMITS = Limits(max_chars=4000, max_tokens=1000, max_digits=24, max_depth=120, max_exponent=1, max_bits=1024,
+                     allow_power=False)
+
+
+def strip_padding(form: Canon) -> Canon:
+    """``form`` without padding: operands of a sum that cancel out (``+ 2*6 - 3*4``, ``+ 5 - 4 - 1``) and operands of a
+    product whose values multiply to 1 (``* (4 - 3)``, ``* 6 / (2*3)``, ``* 1``), at every level, until none is left.
+
+    Padding changes neither the value nor the approach, so the strategy label is the stripped form: ``3*4+5``,
+    ``(3*4+5)*(11-10)`` and ``3*4+5+2*6-3*4`` share one label. Among several cancelling subsets the largest goes
+    first (ties: the first in sorted order), so the result is deterministic.
+    """
+    for _ in range(64):  # each round removes at least one operand, and there are at most a few dozen
+        text = _strip_once(form)
+        stripped = canonical(parse(text, _PAD_LIMITS))
+        if stripped.text == form.text:
+            return form
+        form = stripped
+    return form
+
+
+def _operand(text: str) -> tuple[str, Fraction]:
+    node = parse(text, _PAD_LIMITS)
+    return strip_padding(canonical(node)).text, evaluate(node, _PAD_LIMITS)
+
+
+def _cancelling(a: list[tuple[str, Fraction]], b: list[tuple[str, Fraction]], combine_values, unit: Fraction
+                ) -> tuple[set[int], set[int]]:
+    """The largest (A, B), A from ``a`` and B from ``b`` by index, neither both empty nor everything, with
+    combine(A) == combine(B)."""
+    best: tuple[int, list[str]] | None = None
+    chosen: tuple[set[int], set[int]] = (set(), set())
+    for size_a in range(len(a) + 1):
+        for ia in combinations(range(len(a)), size_a):
+            va = combine_values([a[i][1] for i in ia], unit)
+            for size_b in range(len(b) + 1):
+                if size_a + size_b == 0 or (size_a == len(a) and size_b == len(b)):
+                    continue  # nothing to drop, or everything: a whole product equal to 1 is a value, not padding
+                for ib in combinations(range(len(b)), size_b):
+                    if combine_values([b[i][1] for i in ib], unit) != va:
+                        continue
+                    rank = (-(size_a + size_b), sorted([a[i][0] for i in ia] + ["/" + b[i][0] for i in ib]))
+                    if best is None or rank < best:
+                        best, chosen = rank, (set(ia), set(ib))
+    return chosen
+
+
+def _strip_once(form: Canon) -> str:
+    if form.kind == "n":
+        return form.text
+    a = [_operand(t) for t in form.a]
+    b = [_operand(t) for t in form.b]
+    if form.kind == "s":
+        drop_a, drop_b = _cancelling(a, b, lambda vs, unit: sum(vs, unit), Fraction(0))
+        keep_a = [t for i, (t, _) in enumerate(a) if i not in drop_a]
+        keep_b = [t for i, (t, _) in enumerate(b) if i not in drop_b]
+        text = "+".join(f"({t})" for t in keep_a) + "".join(f"-({t})" for t in keep_b)
+        return text or "0"
+    drop_a, drop_b = _cancelling(a, b, lambda vs, unit: math.prod(vs, start=unit), Fraction(1))
+    keep_a = [t for i, (t, _) in enumerate(a) if i not in drop_a]
+    keep_b = [t for i, (t, _) in enumerate(b) if i not in drop_b]
+    return ("*".join(f"({t})" for t in keep_a) or "1") + "".join(f"/({t})" for t in keep_b)
 
 
 # ---- exhaustive search ---------------------------------------------------------------------------------------------
@@ -337,10 +411,11 @@ class CountdownEnv(SyntheticEnv):
         except ArithError as exc:
             return GenerationResult.failed(f"bad answer: {exc}", expression=form.text)
         correct = value == target
+        approach = strip_padding(form)
         return GenerationResult(reward=1.0 if correct else 0.0, correct=correct, answer=form.text,
-                                strategy_key=form.text,
-                                details={"expression": form.text, "value": int(value), "target": target,
-                                         "family": family_of(form)})
+                                strategy_key=approach.text,
+                                details={"expression": form.text, "strategy": approach.text, "value": int(value),
+                                         "target": target, "family": family_of(approach)})
 
     # ---- strategies and demonstrations --------------------------------------------------------------------------
     def strategy_family(self, strategy_key: Hashable) -> str:
@@ -355,7 +430,7 @@ class CountdownEnv(SyntheticEnv):
     def _write_demonstration(self, task: dict[str, Any], family: str, rng: np.random.Generator
                              ) -> tuple[str, Hashable] | None:
         sols = solutions(task["numbers"], task["target"], essential_only=True)
-        found = sorted(t for t, c in sols.items() if family_of(c) == family)
+        found = sorted(t for t, c in sols.items() if family_of(c) == family and strip_padding(c).text == t)
         if not found:
             return None
         text = found[int(rng.integers(0, len(found)))]

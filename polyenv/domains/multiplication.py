@@ -18,7 +18,10 @@ descriptor per factor (in the order p, q whatever order they were written in; so
 - ``("prod", factors)``: written as a product, the sorted factor values without 1s (``7 * 49`` -> ``(7, 49)``);
 - ``("quot", (n, d))`` / ``("pow", (b, e))`` / ``("expr", text)``: a quotient, a power, anything else.
 
-No decomposition (e.g. ``343 * 67 = 22981``) is the strategy ``("direct",)``. Decompositions are read, in text order,
+The label is the decomposition chosen, never the arithmetic that follows it: a slip in a partial product or in the
+final sum keeps the label (an incorrect generation of that strategy), as the paper's judge is told that slips do not
+make new clusters; reordering the terms keeps it too. No decomposition (e.g. ``343 * 67 = 22981``) is the strategy
+``("direct",)``. Decompositions are read, in text order,
 from ``=``-chains (operators ``+ - * / ^``, ``×``, ``·``, ``x`` between numbers, implicit products ``(a)(b)``; parsed
 by :mod:`polyenv.safe_arith`, never eval'd):
 
@@ -31,6 +34,11 @@ The first product form wins. A decomposition that does not equal its factor (``3
 ``343 = 340 + 4``, a division by zero in it) makes the generation degenerate with the reason in ``info["errors"]``.
 Families (:meth:`MultiplicationEnv.strategy_family`): ``p-add``, ``p-sub``, ``q-add``, ``q-sub`` (one factor split,
 all terms positive or not), ``both``, ``factor`` (a product), ``other`` (quotient, power...), ``direct``.
+
+Demonstrations write the decomposition, then one binary operation per step (what a small model can learn to execute
+for every family)::
+
+    47 * 6 = (40 + 7) * 6; 40*6 = 240, 7*6 = 42, 240 + 42 = 282. Answer: 282
 """
 
 from __future__ import annotations
@@ -199,7 +207,10 @@ class MultiplicationEnv(SyntheticEnv):
                 d = divisors[int(rng.integers(0, len(divisors)))]
                 e = v // d
                 split, desc = f"({d} * {e})", ("prod", tuple(sorted((d, e))))
-                steps = f"{d} * {e * w}" if side == "p" else f"{w * d} * {e}"
+                written = f"{split} * {q}" if side == "p" else f"{p} * {split}"
+                key = ("decomp", desc, WHOLE) if side == "p" else ("decomp", WHOLE, desc)
+                work = f"{e}*{w} = {e * w}, {d}*{e * w} = {n}"  # one multiplication per step
+                return f"{head}{written}; {work}. Answer: {n}", _sorted_if_square(key, p, q)
             else:
                 k = int(rng.integers(2, 10))
                 split, desc = f"({k * v} / {k})", ("quot", (k * v, k))
@@ -218,13 +229,39 @@ class MultiplicationEnv(SyntheticEnv):
             raise ValueError(f"no demonstration writer for family {family!r}")
         if parts_p is None or parts_q is None:
             return None
-        partials = [a * b for a in parts_p for b in parts_q]
         written = f"{_group(parts_p)} * {_group(parts_q)}"
         key = ("decomp", _sum_desc(parts_p), _sum_desc(parts_q))
-        return f"{head}{written} = {signed_sum(partials)} = {n}. Answer: {n}", _sorted_if_square(key, p, q)
+        return f"{head}{written}; {worked_partials(parts_p, parts_q)}. Answer: {n}", _sorted_if_square(key, p, q)
+
+    def strategy_prefix(self, task: dict[str, Any], family: str, rng: np.random.Generator) -> str:
+        """The opening of a completion that commits to a decomposition of ``family`` (``"47 * 6 = (40 + 7) * 6;"``):
+        what a competence report forces. Raises ValueError if the task has no decomposition of that family."""
+        for _ in range(50):
+            written = self._write_demonstration(task, family, rng)
+            if written is not None:
+                return written[0].split(";", 1)[0] + ";" if ";" in written[0] else written[0].split(". ", 1)[0]
+        raise ValueError(f"{task['p']} * {task['q']} has no decomposition of family {family!r}")
 
 
 # ---- problem generation and demonstration helpers ------------------------------------------------------------------
+
+def worked_partials(parts_p: list[int], parts_q: list[int]) -> str:
+    """The partial products of two sums and their running total, one binary operation per step::
+
+        worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
+        worked_partials([47], [10, -4]) == "47*10 = 470, 47*-4 = -188, 470 - 188 = 282"
+    """
+    steps, partials = [], []
+    for a in parts_p:
+        for b in parts_q:
+            steps.append(f"{a}*{b} = {a * b}")
+            partials.append(a * b)
+    total = partials[0]
+    for t in partials[1:]:
+        steps.append(f"{total} - {-t} = {total + t}" if t < 0 else f"{total} + {t} = {total + t}")
+        total += t
+    return ", ".join(steps)
+
 
 def _factor(rng: np.random.Generator, digits: int) -> int:
     low, high = (1 if digits == 1 else 10 ** (digits - 1)), 10**digits

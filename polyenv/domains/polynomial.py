@@ -3,7 +3,7 @@
     env = gym.make("PolySet-Polynomial-v0", max_coefficient=9)
     prompt, info = env.reset(seed=0)   # "Find integers x and y such that y = 2x^2 - 3x + 5. Give your answer as (x, y)."
     info["task"]                       # {"a": 2, "b": -3, "c": 5}
-    env.step(["(0, 5)", "x = 1, y = 4", "Answer: (2, 7)", "(0, 6)"])   # rewards 1, 1, 1, 0; strategies 0, 1, 2, 3
+    env.step(["(0, 5)", "x = 1, y = 4", "Answer: (2, 7)", "(0, 6)"])   # rewards 1, 1, 1, 0; strategies 0, 1, 2, 0
 
 Answer convention: a pair written ``(x, y)``, ``x = X, y = Y``, ``x=X and y=Y`` or ``y = Y, x = X``. When the text has
 an answer marker ("Answer:", "the answer is"), only what follows the first marker is read; otherwise the whole text.
@@ -11,8 +11,19 @@ The pairs read must all be the same pair, else the generation is degenerate ("co
 degenerate too. A value must be a plain integer literal: ``2.5``, ``1/2``, ``2x^2`` (an echoed prompt) and numbers of
 more than ``max_answer_digits`` digits are not answers.
 
-Strategy (oracle label) = the pair ``(x, y)`` itself, correct or not (distinct incorrect pairs are distinct incorrect
-strategies). Families for warm starts: ``"x=0"``, ``"x=1"``, ``"x=2"``, ``"other"``.
+Strategy (oracle label) = the ``x`` chosen, correct or not (key ``"x=3"``). Every x is a different way to solve the task; computing
+y is execution, so a wrong y at the same x is a slip *within* that strategy, not a new one (as the paper's judge is
+told: arithmetic slips do not make new clusters): ``(0, 5)`` and ``(0, 6)`` share the label of x = 0, one correct,
+one incorrect. Labelling each wrong pair as its own strategy would reward slips as diversity. Generations with no
+pair, or with conflicting pairs, are degenerate (no label).
+
+Families for warm starts and reports: ``"x=-5"`` ... ``"x=5"`` (one per x) and ``"other"`` (|x| > 5). The default
+prior is skewed towards the easiest strategy, x = 0 (y is just c).
+
+Demonstrations work one binary operation per step (what a small model can learn to execute for every x)::
+
+    x = 3: 3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10. Answer: (3, 10)
+    x = 0: y = 1. Answer: (0, 1)
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error, signed_sum
+from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error
 from polyenv.judges import GenerationResult
 from polyenv.text import MAX_GENERATION_CHARS
 
@@ -64,10 +75,13 @@ class PolynomialEnv(SyntheticEnv):
     """
 
     domain = "polynomial"
-    strategy_families: ClassVar[tuple[str, ...]] = ("x=0", "x=1", "x=2", "other")
-    default_strategy_weights: ClassVar[dict[str, float]] = {"x=0": 0.85, "x=1": 0.07, "x=2": 0.05, "other": 0.03}
-    other_x_range = 9
-    """Demonstrations of the "other" family use x uniform in [-9, 9] minus {0, 1, 2}."""
+    family_x_range: ClassVar[int] = 5
+    """x in [-5, 5] has a family of its own (``"x=3"``); larger |x| is ``"other"``."""
+    strategy_families: ClassVar[tuple[str, ...]] = tuple(f"x={x}" for x in range(-5, 6)) + ("other",)
+    default_strategy_weights: ClassVar[dict[str, float]] = {
+        **{f"x={x}": (0.8 if x == 0 else 0.02) for x in range(-5, 6)}, "other": 0.0}
+    other_x_range: ClassVar[int] = 9
+    """Demonstrations of the "other" family use x uniform in [-9, -6] and [6, 9]."""
 
     def __init__(
         self,
@@ -145,7 +159,7 @@ class PolynomialEnv(SyntheticEnv):
         expected = task["a"] * x * x + task["b"] * x + task["c"]
         correct = y == expected
         return GenerationResult(reward=1.0 if correct else 0.0, correct=correct, answer=_pair_text((x, y)),
-                                strategy_key=(x, y), details={"x": x, "y": y, "expected_y": expected})
+                                strategy_key=f"x={x}", details={"x": x, "y": y, "expected_y": expected})
 
     def _integer(self, raw: str) -> int:
         value = raw.replace("−", "-").replace(" ", "").replace("\t", "")
@@ -158,25 +172,64 @@ class PolynomialEnv(SyntheticEnv):
 
     # ---- strategies and demonstrations --------------------------------------------------------------------------
     def strategy_family(self, strategy_key: Hashable) -> str:
-        """``"x=0"``, ``"x=1"``, ``"x=2"`` or ``"other"`` for a pair key; ``"none"`` for ``None``."""
+        """The key itself (``"x=-5"`` ... ``"x=5"``) for x in [-5, 5], ``"other"`` for any other x, ``"none"`` for
+        ``None``."""
         if strategy_key is None:
             return "none"
-        if isinstance(strategy_key, tuple) and len(strategy_key) == 2 and strategy_key[0] in (0, 1, 2):
-            return f"x={strategy_key[0]}"
+        if strategy_key in self.strategy_families:
+            return str(strategy_key)
         return "other"
+
+    def family_x(self, family: str, rng: np.random.Generator) -> int:
+        """An x of ``family`` (``"x=3"`` -> 3; ``"other"`` -> uniform over 6 <= |x| <= ``other_x_range``)."""
+        if family == "other":
+            lo = self.family_x_range + 1
+            choices = [v for v in range(-self.other_x_range, self.other_x_range + 1) if abs(v) >= lo]
+            return int(choices[int(rng.integers(0, len(choices)))])
+        if family not in self.strategy_families:
+            raise ValueError(f"unknown family {family!r}; choose one of {list(self.strategy_families)}")
+        return int(family.removeprefix("x="))
+
+    def strategy_prefix(self, task: dict[str, Any], family: str, rng: np.random.Generator) -> str:
+        """The opening of a completion that commits to ``family`` (``"x = 3:"``): what a competence report forces."""
+        return f"x = {self.family_x(family, rng)}:"
 
     def _write_demonstration(self, task: dict[str, Any], family: str, rng: np.random.Generator
                              ) -> tuple[str, Hashable] | None:
-        if family == "other":
-            choices = [v for v in range(-self.other_x_range, self.other_x_range + 1) if v not in (0, 1, 2)]
-            x = int(choices[int(rng.integers(0, len(choices)))])
-        else:
-            x = int(family.removeprefix("x="))
-        a, b, c = task["a"], task["b"], task["c"]
-        y = a * x * x + b * x + c
-        terms = [t for t in (a * x * x, b * x, c) if t != 0]
-        work = f"y = {signed_sum(terms)} = {y}" if len(terms) > 1 else f"y = {y}"
-        return f"x = {x}: {work}. Answer: ({x}, {y})", (x, y)
+        x = self.family_x(family, rng)
+        return f"x = {x}: {worked_value(task['a'], task['b'], task['c'], x)}. Answer: ({x}, {_y(task, x)})", f"x={x}"
+
+
+def _y(task: dict[str, Any], x: int) -> int:
+    return task["a"] * x * x + task["b"] * x + task["c"]
+
+
+def _step(left: int, op: str, right: int, value: int) -> str:
+    """``18 - 9 = 9`` for an addition of a negative term, ``3*3 = 9`` for a product."""
+    if op == "+":
+        return f"{left} - {-right} = {value}" if right < 0 else f"{left} + {right} = {value}"
+    return f"{left}*{right} = {value}"
+
+
+def worked_value(a: int, b: int, c: int, x: int) -> str:
+    """y = a x^2 + b x + c at ``x``, one binary operation per step (``x = 0`` is just ``y = c``)::
+
+        worked_value(2, -3, 1, 3) == "3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10"
+    """
+    if x == 0:
+        return f"y = {c}"
+    steps = [_step(x, "*", x, x * x), _step(a, "*", x * x, a * x * x)]
+    terms = [a * x * x]
+    if b:
+        steps.append(_step(b, "*", x, b * x))
+        terms.append(b * x)
+    if c:
+        terms.append(c)
+    total = terms[0]
+    for t in terms[1:]:
+        steps.append(_step(total, "+", t, total + t))
+        total += t
+    return ", ".join(steps)
 
 
 def _pair_text(pair: tuple[int, int]) -> str:
