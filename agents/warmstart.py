@@ -72,6 +72,11 @@ class WarmstartConfig:
         eval_temperature: sampling temperature of the evaluation.
         eval_batch_prompts: prompts per ``generate`` call during evaluation.
         max_new_tokens: generation limit in evaluation; ``None`` = 1.5 x the longest demonstration completion + 8.
+        competence_problems: held-out problems per family in the competence report (accuracy when the strategy is
+            forced by the env's ``strategy_prefix``; 0 = no report).
+        competence_samples: samples per problem and family in the competence report.
+        save_steps: optimiser steps between checkpoints in ``{output_dir}.partial`` (an interrupted warm start
+            resumes from the last one when run again with the same config).
     """
 
     env_id: str = "PolySet-Polynomial-v0"
@@ -98,6 +103,9 @@ class WarmstartConfig:
     eval_temperature: float = 1.0
     eval_batch_prompts: int = 16
     max_new_tokens: int | None = None
+    competence_problems: int = 12
+    competence_samples: int = 4
+    save_steps: int = 100
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -119,7 +127,8 @@ class WarmstartConfig:
             if bad or sum(self.strategy_weights.values()) <= 0:
                 raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
         _positive_int(self, "num_demos", "batch_size", "eval_samples", "eval_batch_prompts")
-        for name in ("eval_problems", "balanced_demos"):
+        _positive_int(self, "competence_samples", "save_steps")
+        for name in ("eval_problems", "balanced_demos", "competence_problems"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -352,6 +361,87 @@ def evaluate_policy(model: Any, tokenizer: Any, env: Any, *, num_problems: int =
     return report
 
 
+class _ForcedPolicy:
+    """Samples completions that continue a fixed opening (``prefix[prompt]``) written after the formatted prompt."""
+
+    def __new__(cls, model: Any, tokenizer: Any, prefixes: dict[str, str]):
+        from agents.policy import Policy
+
+        class Forced(Policy):
+            def format(self, prompt: str) -> str:
+                return super().format(prompt) + prefixes[prompt]
+
+        return Forced(model, tokenizer)
+
+
+def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[str], *, num_problems: int = 12,
+                      samples: int = 4, temperature: float = 1.0, max_new_tokens: int = 128, seed: int = 0
+                      ) -> dict[str, Any] | None:
+    """Accuracy per strategy family when the strategy is *forced*: each completion starts with the env's
+    ``strategy_prefix(task, family, rng)`` (e.g. ``"x = 3:"``) and the model writes the rest. ``None`` when the env
+    cannot force a strategy (no ``strategy_prefix``). Per family: ``accuracy`` (prefix + completion scored by the
+    env's verifier), ``on_strategy`` (share whose label is still of that family) and ``problems`` (problems that have
+    a strategy of that family, at most ``num_problems``)."""
+    import numpy as np
+
+    make_prefix = getattr(env, "strategy_prefix", None)
+    if make_prefix is None:
+        return None
+    rng = np.random.default_rng(seed)
+    n_available = env.num_problems
+    limit = num_problems if n_available is None else min(num_problems, n_available)
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    for f_index, family in enumerate(families):
+        problems, prefixes = [], {}
+        for index in range(n_available or 10 * limit):
+            if len(problems) == limit:
+                break
+            problem = env.get_problem(index)
+            try:
+                prefixes[problem.prompt] = make_prefix(problem.task, family, rng)
+            except ValueError:
+                continue  # this problem has no strategy of that family (e.g. a prime cannot be factored)
+            problems.append((index, problem))
+        if not problems:
+            out[family] = {"accuracy": None, "on_strategy": None, "problems": 0}
+            continue
+        policy = _ForcedPolicy(model, tokenizer, prefixes)
+        rollouts = policy.generate([p.prompt for _, p in problems], num_generations=samples, temperature=temperature,
+                                   max_new_tokens=max_new_tokens, seed=seed * 7919 + f_index)
+        correct = on = total = 0
+        for (index, problem), gens in zip(problems, rollouts.groups()):
+            env.reset(options={"index": index})
+            results = env.verify([prefixes[problem.prompt] + g for g in gens])
+            correct += sum(r.correct for r in results)
+            on += sum(env.strategy_family(r.strategy_key) == family for r in results)
+            total += len(results)
+        out[family] = {"accuracy": round(correct / total, 4), "on_strategy": round(on / total, 4),
+                       "problems": len(problems)}
+    return {"samples_per_problem": samples, "temperature": temperature, "families": out,
+            "min_accuracy": min((v["accuracy"] for v in out.values() if v["accuracy"] is not None), default=None),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def prior_report(evaluation: dict[str, Any], families: Sequence[str]) -> dict[str, float]:
+    """Which family the model picks when nothing is forced: the share of non-degenerate samples per family."""
+    tried = evaluation.get("attempted_family_share", {})
+    return {f: round(tried.get(f, 0.0), 4) for f in families}
+
+
+def format_competence(competence: dict[str, Any] | None, prior: dict[str, float] | None) -> str:
+    """A table: family, prior (unforced share), competence (accuracy when forced), on-strategy share."""
+    if competence is None:
+        return "competence: the env cannot force a strategy (no strategy_prefix)"
+    lines = ["family    prior  competence  on-strategy"]
+    for family, row in competence["families"].items():
+        acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+        on = "-" if row["on_strategy"] is None else f"{row['on_strategy']:.3f}"
+        share = (prior or {}).get(family, 0.0)
+        lines.append(f"{family:>8}  {share:.3f}  {acc:>10}  {on:>11}")
+    return "\n".join(lines)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A few human-readable lines for an evaluation report."""
     lines = [(
@@ -407,35 +497,49 @@ def warmstart(config: WarmstartConfig) -> Path:
           f"{max_steps} steps of {cfg.batch_size} ({n_tokens} tokens), lr {lr}", flush=True)
 
     use_cuda = torch.cuda.is_available()
-    with tempfile.TemporaryDirectory(prefix="polyenv-warmstart-") as scratch:
-        args = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=cfg.batch_size,
-            max_steps=max_steps,
-            learning_rate=lr,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.05,
-            weight_decay=cfg.weight_decay,
-            adam_beta2=0.95,
-            max_grad_norm=1.0,
-            logging_steps=max(1, max_steps // 10),
-            save_strategy="no",
-            report_to="none",
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            train_sampling_strategy="sequential",  # the order (balanced phase, then weighted) is training_order's
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            use_cpu=not use_cuda,
-            bf16=use_cuda and torch.cuda.is_bf16_supported(),
-            disable_tqdm=True,
-        )
-        trainer = Trainer(model=model, args=args, train_dataset=train_data,
-                          data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer)
-        train_started, cpu_started = time.perf_counter(), time.process_time()
-        result = trainer.train()
-        train_seconds = time.perf_counter() - train_started
-        train_cpu_seconds = time.process_time() - cpu_started  # a shared machine stretches wall time, not this
+    out = cfg.resolved_output_dir()
+    scratch = out.parent / (out.name + ".partial")  # checkpoints: a rerun of the same config resumes from them
+    scratch.mkdir(parents=True, exist_ok=True)
+    signature = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("num_threads", "output_dir")},
+                           sort_keys=True, default=str)
+    if (scratch / "config.json").is_file() and (scratch / "config.json").read_text() != signature:
+        shutil.rmtree(scratch)  # checkpoints of another config: start over
+        scratch.mkdir(parents=True)
+    (scratch / "config.json").write_text(signature)
+    checkpoints = sorted(scratch.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    resume = str(checkpoints[-1]) if checkpoints else None
+    if resume:
+        print(f"[warmstart] resuming from {resume}", flush=True)
+    args = TrainingArguments(
+        output_dir=str(scratch),
+        per_device_train_batch_size=cfg.batch_size,
+        max_steps=max_steps,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=cfg.weight_decay,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        logging_steps=max(1, max_steps // 10),
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="sequential",  # the order (balanced phase, then weighted) is training_order's
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not use_cuda,
+        bf16=use_cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train_data,
+                      data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+    train_started, cpu_started = time.perf_counter(), time.process_time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.perf_counter() - train_started
+    train_cpu_seconds = time.process_time() - cpu_started  # a shared machine stretches wall time, not this
     model = trainer.model
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     first, last = (losses[0], losses[-1]) if losses else (float("nan"), float("nan"))
@@ -445,12 +549,7 @@ def warmstart(config: WarmstartConfig) -> Path:
 
     evaluation = None
     if cfg.eval_problems > 0:
-        longest = max(len(ex.completion_ids) for ex in examples)
-        max_new = cfg.max_new_tokens or int(1.5 * longest) + 8
-        ctx = context_length(model)
-        if ctx is not None:
-            longest_prompt = max(len(ex.prompt_ids) for ex in examples)
-            max_new = max(1, min(max_new, ctx - longest_prompt - 16))
+        max_new = _max_new_tokens(cfg, model, examples)
         test_env = make_env(cfg, "test")
         evaluation = evaluate_policy(model, tokenizer, test_env, num_problems=cfg.eval_problems,
                                      samples=cfg.eval_samples, temperature=cfg.eval_temperature, max_new_tokens=max_new,
@@ -458,6 +557,15 @@ def warmstart(config: WarmstartConfig) -> Path:
         test_prompts = {test_env.get_problem(i).prompt for i in range(evaluation["problems"])}
         evaluation["test_prompts_in_demonstrations"] = sum(d.prompt in test_prompts for d in demos)
         print("[warmstart] " + format_report(evaluation).replace("\n", "\n[warmstart] "), flush=True)
+    competence = prior = None
+    if cfg.competence_problems > 0:
+        test_env = make_env(cfg, "test")
+        families = [f for f, w in weights.items() if w > 0]
+        competence = competence_report(model, tokenizer, test_env, families, num_problems=cfg.competence_problems,
+                                       samples=cfg.competence_samples, temperature=cfg.eval_temperature,
+                                       max_new_tokens=_max_new_tokens(cfg, model, examples), seed=cfg.seed)
+        prior = prior_report(evaluation, families) if evaluation else None
+        print("[warmstart] " + format_competence(competence, prior).replace("\n", "\n[warmstart] "), flush=True)
 
     meta = {
         "config": asdict(cfg),
@@ -478,12 +586,24 @@ def warmstart(config: WarmstartConfig) -> Path:
         "train_loss_mean": result.training_loss,
         "total_seconds": None,
         "evaluation": evaluation,
+        "competence": competence,
+        "prior": prior,
     }
-    out = cfg.resolved_output_dir()
     meta["total_seconds"] = round(time.perf_counter() - started, 2)
     _save_atomically(model, tokenizer, meta, out)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"[warmstart] saved {out} ({meta['total_seconds']:.0f} s in all)", flush=True)
     return out
+
+
+def _max_new_tokens(cfg: WarmstartConfig, model: Any, examples: Sequence[Example]) -> int:
+    longest = max(len(ex.completion_ids) for ex in examples)
+    max_new = cfg.max_new_tokens or int(1.5 * longest) + 8
+    ctx = context_length(model)
+    if ctx is not None:
+        longest_prompt = max(len(ex.prompt_ids) for ex in examples)
+        max_new = max(1, min(max_new, ctx - longest_prompt - 16))
+    return max_new
 
 
 def _shares(counts: Counter[str]) -> dict[str, float]:
@@ -561,6 +681,9 @@ def parse_args(argv: Sequence[str] | None = None) -> WarmstartConfig:
     p.add_argument("--eval-temperature", type=float, default=d.eval_temperature)
     p.add_argument("--eval-batch-prompts", type=int, default=d.eval_batch_prompts)
     p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--competence-problems", type=int, default=d.competence_problems)
+    p.add_argument("--competence-samples", type=int, default=d.competence_samples)
+    p.add_argument("--save-steps", type=int, default=d.save_steps)
     ns = p.parse_args(argv)
     try:
         return WarmstartConfig(**vars(ns))
@@ -569,7 +692,49 @@ def parse_args(argv: Sequence[str] | None = None) -> WarmstartConfig:
         raise  # unreachable: p.error exits
 
 
+def report(base_dir: str | Path) -> dict[str, Any]:
+    """Recompute the competence report and strategy prior of a saved base (its ``warmstart.json`` config) and write
+    them into its ``warmstart.json``: ``python -m agents.warmstart --report DIR``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = Path(base_dir)
+    meta = json.loads((base / "warmstart.json").read_text())
+    known = {f.name for f in WarmstartConfig.__dataclass_fields__.values()}
+    cfg = WarmstartConfig(**{k: v for k, v in meta["config"].items() if k in known})
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    train_env, test_env = make_env(cfg, "train"), make_env(cfg, "test")
+    weights = strategy_weights_for(cfg, train_env)
+    families = [f for f, w in weights.items() if w > 0]
+    demos = train_env.demonstrations(64, strategy_weights={f: 1.0 for f in families}, seed=cfg.seed)
+    examples = encode_demonstrations(tokenizer, demos)
+    max_new = _max_new_tokens(cfg, model, examples)
+    evaluation = meta.get("evaluation") or evaluate_policy(
+        model, tokenizer, test_env, num_problems=max(cfg.eval_problems, 1), samples=cfg.eval_samples,
+        temperature=cfg.eval_temperature, max_new_tokens=max_new, batch_prompts=cfg.eval_batch_prompts,
+        seed=cfg.seed, requested_weights=weights)
+    competence = competence_report(model, tokenizer, test_env, families, num_problems=max(cfg.competence_problems, 1),
+                                   samples=cfg.competence_samples, temperature=cfg.eval_temperature,
+                                   max_new_tokens=max_new, seed=cfg.seed)
+    meta.update(evaluation=evaluation, competence=competence, prior=prior_report(evaluation, families))
+    (base / "warmstart.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    print(format_competence(competence, meta["prior"]), flush=True)
+    return meta
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(argv) if argv is not None else None
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--report"]:
+        if len(args) != 2:
+            raise SystemExit("usage: python -m agents.warmstart --report BASE_DIR")
+        report(args[1])
+        return
     warmstart(parse_args(argv))
 
 

@@ -175,29 +175,35 @@ def short_env_name(env_id: str) -> str:
 
 
 # ---- the suites -----------------------------------------------------------------------------------------------------
-# Warm starts: a 0.5 M-parameter char-level Llama (agents.warmstart defaults: d_model 128, 2 layers, 4,000 balanced
-# then 8,000 weighted demonstrations, 2 epochs) trained on demonstrations with a skewed strategy prior (the "pretrained model that knows
-# a few strategies" of the paper, in miniature). The knobs keep the arithmetic within reach of such a model: with the
-# envs' default sizes it copies numbers badly and rarely computes anything right (measured: 12.5% accuracy on
-# Polynomial with coefficients up to 9, every correct answer x = 0). Families below 5% of the prior are "rare".
+# Warm starts: competent-but-biased bases, the paper's "pretrained model that knows many strategies but prefers one",
+# in miniature. A 1.1 M-parameter char-level Llama (d_model 128, 4 layers) learns from worked demonstrations with one
+# binary operation per step, fresh problems every batch of 64, in a curriculum: balanced demonstrations first (every
+# family equally: competence), then a skewed set (the prior: one favourite family, the others rare). The favourite is
+# the most reliable strategy (Polynomial x = 0: y is just c). `warmstart.json` holds the competence report (accuracy
+# per family when the strategy is forced) and the prior (family shares when nothing is forced).
+_TINY_BASE: dict[str, Any] = {"model": "tiny", "n_layers": 4, "batch_size": 64, "epochs": 1.0, "eval_problems": 24,
+                              "competence_problems": 12, "competence_samples": 4}
 POLYNOMIAL = EnvSpec(
     "PolySet-Polynomial-v0",
     env_kwargs={"max_coefficient": 3, "num_test_problems": 50},
-    warmstart={"model": "tiny", "eval_problems": 24,
-               "strategy_weights": {"x=0": 0.6, "x=1": 0.2, "x=2": 0.16, "other": 0.04}},
+    warmstart={**_TINY_BASE, "balanced_demos": 19200, "num_demos": 6400,
+               "strategy_weights": {f"x={x}": (0.8 if x == 0 else 0.02) for x in range(-5, 6)}},
+    train={"max_completion_length": 112},  # the longest worked solutions (|x| = 5, every term) are ~95 characters
 )
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
-    warmstart={"model": "tiny", "eval_problems": 24,
-               "strategy_weights": {"p-add": 0.85, "p-sub": 0.06, "q-sub": 0.04, "both": 0.03, "factor": 0.02}},
-    train={"max_completion_length": 80},
+    warmstart={**_TINY_BASE, "balanced_demos": 19200, "num_demos": 6400,
+               "strategy_weights": {"p-add": 0.84, "p-sub": 0.04, "q-sub": 0.04, "both": 0.04, "factor": 0.04}},
+    rare_threshold=0.05,
+    train={"max_completion_length": 160},
 )
 COUNTDOWN = EnvSpec(
     "PolySet-Countdown-v0",
     env_kwargs={"num_numbers": 3, "max_value": 15, "min_target": 5, "max_target": 50, "min_solutions": 3,
                 "num_test_problems": 50},
-    warmstart={"model": "tiny", "eval_problems": 24},  # the env's prior: add 0.85, mul 0.07, sub 0.05, div 0.03
+    warmstart={**_TINY_BASE, "balanced_demos": 9600, "num_demos": 3200,
+               "strategy_weights": {"add": 0.88, "mul": 0.04, "sub": 0.04, "div": 0.04}},
     train={"max_completion_length": 64},
 )
 

@@ -1,6 +1,7 @@
 """Warm start: character tokenizer, tiny Llama, completion-only collator, end-to-end base policies."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -131,6 +132,7 @@ def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
     cmd = [sys.executable, "-m", "agents.warmstart", "--env", POLY, "--d-model", "32", "--n-layers", "1",
            "--n-heads", "2", "--max-positions", "192", "--num-demos", "64", "--balanced-demos", "32", "--max-steps", "6", "--batch-size", "16",
            "--eval-problems", "2", "--eval-samples", "2", "--max-new-tokens", "24", "--num-threads", "1",
+           "--competence-problems", "2", "--competence-samples", "3", "--save-steps", "4",
            "--strategy-weights", '{"x=0": 0.5, "x=1": 0.5}', "--output-dir", str(base)]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -143,6 +145,11 @@ def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
     ev = meta["evaluation"]
     assert ev["problems"] == 2 and ev["samples_per_problem"] == 2 and 0.0 <= ev["accuracy"] <= 1.0
     assert ev["test_prompts_in_demonstrations"] == 0
+    comp = meta["competence"]
+    assert set(comp["families"]) == {"x=0", "x=1"} and comp["samples_per_problem"] == 3
+    assert all(row["problems"] == 2 and 0.0 <= row["accuracy"] <= row["on_strategy"] + 1e-9 <= 1.0 + 1e-9
+               for row in comp["families"].values())
+    assert set(meta["prior"]) == {"x=0", "x=1"} and not (tmp_path / "base.partial").exists()
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(tok)
@@ -174,3 +181,25 @@ def test_tiny_polynomial_base_solves_most_prompts_with_requested_mix(tmp_path):
     attempted = ev["attempted_family_share"]
     total_variation = 0.5 * sum(abs(attempted.get(k, 0.0) - requested.get(k, 0.0)) for k in {*requested, *attempted})
     assert total_variation < 0.1, attempted
+
+
+def test_competence_report_forces_each_strategy_with_its_prefix():
+    from agents.warmstart import competence_report, format_competence
+
+    env = make_env(WarmstartConfig(env_id="PolySet-Multiplication-v0", env_kwargs={"p_digits": 2, "q_digits": 1}),
+                   "test")
+    demos = env.demonstrations(16, strategy_weights={"p-add": 1.0}, seed=0)
+    tok = build_char_tokenizer([d.prompt + d.completion for d in demos], model_max_length=256)
+    model = build_tiny_model(TinyModelConfig(d_model=32, n_layers=1, n_heads=2, max_positions=256), tok, seed=0)
+    seen = []
+    verify = env.verify
+    env.verify = lambda gens: seen.extend(gens) or verify(gens)  # what the report scores
+    report = competence_report(model, tok, env, ["p-add", "q-add"], num_problems=2, samples=2, max_new_tokens=4)
+    # a one-digit q cannot be split additively: no problem has a q-add strategy
+    assert report["families"]["q-add"] == {"accuracy": None, "on_strategy": None, "problems": 0}
+    row = report["families"]["p-add"]
+    assert row["problems"] == 2 and row["accuracy"] == 0.0  # a random model after 4 characters cannot be right
+    assert len(seen) == 4 and all(re.match(r"\d+ \* (\d) = \(\d+ [+-] \d+\) \* \1;.{0,4}$", g) for g in seen), seen
+    assert report["min_accuracy"] == 0.0 and "p-add" in format_competence(report, {"p-add": 0.9})
+    cd = make_env(WarmstartConfig(env_id="PolySet-Countdown-v0"), "test")
+    assert competence_report(model, tok, cd, ["add"]) is None
