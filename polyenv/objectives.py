@@ -67,6 +67,13 @@ def polychromic(rewards: Sequence[float], strategies: Sequence[int], require_two
     return float(r.mean() * k / s.size)
 
 
+def polychromic_correct(rewards: Sequence[float], strategies: Sequence[int]) -> float:
+    """Ablation of the polychromic objective: diversity counted over *correct* generations only (reward > 0), so an
+    incorrect generation never adds a strategy: mean reward x distinct strategies among rewarded members / n."""
+    r, s = _as_arrays(rewards, strategies)
+    return float(r.mean() * distinct_strategies(s[r > 0]) / s.size)
+
+
 @dataclass(frozen=True)
 class Objective:
     """A named set objective. ``name`` is what ``agents.advantages`` dispatches on for its exact closed forms."""
@@ -91,10 +98,12 @@ _FUNCTIONS: dict[str, ObjectiveFn] = {
     "max": max_reward,
     "diversity": diversity,
     "polychromic": polychromic,
+    "polychromic_correct": polychromic_correct,
 }
 
-OBJECTIVES: tuple[str, ...] = ("mean", "max", "diversity", "polychromic", "polychromic_min2")
-"""Names accepted by :func:`get_objective` (``polychromic_min2`` = polychromic with the two-cluster indicator)."""
+OBJECTIVES: tuple[str, ...] = ("mean", "max", "diversity", "polychromic", "polychromic_min2", "polychromic_correct")
+"""Names accepted by :func:`get_objective` (``polychromic_min2`` = polychromic with the two-cluster indicator;
+``polychromic_correct`` = polychromic with diversity counted over correct generations only, an ablation)."""
 
 
 def get_objective(objective: Union[str, ObjectiveFn, Objective]) -> Union[Objective, ObjectiveFn]:

@@ -25,7 +25,7 @@ from agents.advantages import (
 from polyenv import DEGENERATE, GenerationResult, Problem, SetEnv
 from polyenv.objectives import Objective, get_objective
 
-NAMED = ("mean", "max", "diversity", "polychromic", "polychromic_min2")
+NAMED = ("mean", "max", "diversity", "polychromic", "polychromic_min2", "polychromic_correct")
 
 
 def brute_force(rewards, strategies, set_size, objective):
@@ -194,6 +194,9 @@ def test_polychromic_rewards_an_incorrect_unique_strategy():
     assert set_advantages(rewards, strategies, 4, "max")[7] == pytest.approx(0.0, abs=1e-12)
     # and if it is degenerate it adds no diversity: its advantage turns negative
     assert set_advantages(rewards, np.array([0] * 7 + [DEGENERATE]), 4, "polychromic")[7] < 0
+    # diversity over correct generations only: every set scores mean x 1/4, so the incorrect one gets
+    # 3/4 x 1/4 - baseline with baseline = (3/16 + 1/4) / 2 = 7/32: advantage -1/32 (no optimistic exploration)
+    assert set_advantages(rewards, strategies, 4, "polychromic_correct")[7] == pytest.approx(-1 / 32, abs=1e-12)
 
 
 def test_set_size_edge_cases():

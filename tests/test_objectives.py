@@ -22,6 +22,10 @@ from polyenv.objectives import OBJECTIVES, Objective, get_objective
         # the two-cluster indicator zeroes a single-strategy set but not a two-strategy one
         ("polychromic_min2", [1, 1, 1, 1], [5, 5, 5, 5], 0.0),
         ("polychromic_min2", [1, 0, 1, 1], [5, 5, 7, 5], 0.375),
+        # diversity over correct members only: the incorrect 7 does not count, 0.75 x 1/4
+        ("polychromic_correct", [1, 0, 1, 1], [5, 7, 5, 5], 0.1875),
+        ("polychromic_correct", [1, 0, 1, 1], [5, 7, 6, DEGENERATE], 0.375),
+        ("polychromic_correct", [0, 0, 0, 0], [1, 2, 3, 4], 0.0),
     ],
 )
 def test_named_objectives_hand_worked(name, rewards, strategies, expected):

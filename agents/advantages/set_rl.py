@@ -32,6 +32,7 @@ from polyenv.objectives import (
     max_reward,
     mean_reward,
     polychromic,
+    polychromic_correct,
 )
 
 METHODS: tuple[str, ...] = ("exact", "enumerate", "sample")
@@ -39,11 +40,13 @@ METHODS: tuple[str, ...] = ("exact", "enumerate", "sample")
 MAX_ENUMERATED_SETS: int = 1_000_000
 """Enumeration refuses more subsets than this per group (use ``method="sample"``)."""
 
-CLOSED_FORMS: tuple[str, ...] = ("mean", "max", "diversity", "polychromic", "polychromic_min2")
-"""Objectives with an exact closed form (``polychromic_min2`` = polychromic x 1[at least two clusters])."""
+CLOSED_FORMS: tuple[str, ...] = ("mean", "max", "diversity", "polychromic", "polychromic_min2", "polychromic_correct")
+"""Objectives with an exact closed form (``polychromic_min2`` = polychromic x 1[at least two clusters];
+``polychromic_correct`` = polychromic with diversity over correct generations only)."""
 
 _CHUNK_ELEMENTS = 1 << 22  # gathered (group, set, member) entries per enumeration chunk: bounds memory at ~100 MB
-_FUNCTION_NAMES = {mean_reward: "mean", max_reward: "max", diversity: "diversity", polychromic: "polychromic"}
+_FUNCTION_NAMES = {mean_reward: "mean", max_reward: "max", diversity: "diversity", polychromic: "polychromic",
+                   polychromic_correct: "polychromic_correct"}
 
 
 # ---------------------------------------------------------------------------------------------- hypergeometric terms
@@ -193,6 +196,10 @@ def _conditional_expectation(kind: str, r: np.ndarray, s: np.ndarray, n: int) ->
         return _conditional_mean(r, n)
     if kind == "max":
         return _conditional_max(r, n)
+    if kind == "polychromic_correct":
+        # Diversity over correct members only = the polychromic objective with every unrewarded generation relabelled
+        # degenerate (its reward, 0, still counts in the mean; its label no longer counts as a cluster).
+        return _conditional_polychromic(r, _Clustered(r, np.where(r > 0, s, DEGENERATE)), n)
     c = _Clustered(r, s)
     if kind == "diversity":
         return _conditional_distinct(c, n) / n
@@ -222,6 +229,8 @@ def _set_scores_named(kind: str, rs: np.ndarray, ss: np.ndarray) -> np.ndarray:
         return rs.mean(axis=-1)
     if kind == "max":
         return rs.max(axis=-1)
+    if kind == "polychromic_correct":
+        ss = np.where(rs > 0, ss, DEGENERATE)
     labels = np.sort(ss, axis=-1)  # DEGENERATE (-1) sorts first
     distinct = (labels[..., 0] != DEGENERATE).astype(np.int64)
     distinct += ((labels[..., 1:] != labels[..., :-1]) & (labels[..., 1:] != DEGENERATE)).sum(axis=-1)
@@ -337,7 +346,7 @@ def set_advantages(
         rewards: per-generation rewards, (N,) or (B, N); numpy, torch or a list.
         strategies: integer strategy labels of the same shape; ``DEGENERATE`` (-1) belongs to no cluster.
         set_size: n, the size of the scored sets, 1 <= n <= N.
-        objective: "mean", "max" (pass@n), "diversity", "polychromic", "polychromic_min2", an
+        objective: "mean", "max" (pass@n), "diversity", "polychromic", "polychromic_min2", "polychromic_correct", an
             ``polyenv.objectives.Objective``, or any callable ``f(rewards, strategies) -> float`` on one set.
         method: "exact" (closed form for the named objectives, enumeration for a callable), "enumerate" (all
             C(N, n) subsets) or "sample" (``num_sets`` distinct subsets drawn uniformly, baseline and marginals over
