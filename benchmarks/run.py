@@ -147,8 +147,14 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                 key = f"{env.name}/{agent}/s{seed}"
                 state = ("done" if training_complete(run_dir, int(kw.get("num_steps", 1)))
                          else "resume" if run_dir.exists() else "todo")
-                jobs.append(Job("train", key, {"config": kw, "run_dir": str(run_dir)}, deps=base_deps,
-                                steps=int(kw.get("num_steps", 1)), state=state))
+                payload = {"config": kw, "run_dir": str(run_dir)}
+                if env.probe is not None:  # Fig. 5: a fixed probe set evaluated during training
+                    payload["probe"] = {"env_id": env.env_id, "env_kwargs": dict(env.env_kwargs),
+                                        "out": str(run_dir / "probe.jsonl"), "base_model": base_model,
+                                        "base_cache": str(Path(base_model) / "probe_base.json")
+                                        if env.warmstart is not None else None, **env.probe}
+                jobs.append(Job("train", key, payload, deps=base_deps, steps=int(kw.get("num_steps", 1)),
+                                state=state))
                 final = final_model_dir(run_dir)
                 for target in suite.eval_targets(env):
                     out = layout.eval_path(env, target, agent, seed)
@@ -257,7 +263,13 @@ def execute(kind: str, payload: dict[str, Any], log_path: str) -> dict[str, Any]
                 from agents.config import TrainConfig
                 from agents.trainer import train
 
-                train(TrainConfig(**payload["config"]))
+                callbacks = []
+                if payload.get("probe"):
+                    from benchmarks.probe import ProbeCallback
+
+                    probe = dict(payload["probe"])
+                    callbacks.append(ProbeCallback(probe.pop("env_id"), probe.pop("env_kwargs"), **probe))
+                train(TrainConfig(**payload["config"]), callbacks)
             elif kind == "eval":
                 from benchmarks.evaluate import run_eval
 

@@ -66,6 +66,9 @@ class EnvSpec:
         train: ``TrainConfig`` overrides for this env (on top of the suite's ``train``).
         eval: held-out sets; empty = the same env's ``test`` split with the suite's eval defaults.
         rare_threshold: a strategy family is *rare* when its weight in the warm-start prior is below this.
+        probe: ``benchmarks.probe.ProbeCallback`` keyword arguments (``num_problems``, ``num_samples``,
+            ``max_new_tokens``...) to evaluate a fixed set of held-out prompts every ``eval_steps`` training steps
+            (the paper's Fig. 5); ``None`` = no probe.
     """
 
     env_id: str
@@ -74,6 +77,7 @@ class EnvSpec:
     train: dict[str, Any] = field(default_factory=dict)
     eval: tuple[EvalTarget, ...] = ()
     rare_threshold: float = 0.05
+    probe: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.env_id.startswith("PolySet-"):
@@ -224,40 +228,47 @@ _CPU_TRAIN: dict[str, Any] = {
 # GRPO+DIV's bonus weight (the paper does not state it): 0.5, the advantage module's default.
 _AGENT_TRAIN: dict[str, dict[str, Any]] = {"grpo_div": {"diversity_lambda": 0.5}}
 
-_SYNTHETIC_EVAL: dict[str, Any] = {"num_problems": 12, "num_samples": 64, "max_new_tokens": 80}
+_SYNTHETIC_EVAL: dict[str, Any] = {"num_problems": 12, "num_samples": 64, "max_new_tokens": 112}
+# The paper's Fig. 5 count: a fixed set of held-out probe prompts (the first of the test split, i.e. the first of the
+# evaluation problems), 64 samples each, at the base and every `eval_steps` training steps.
+_PROBE: dict[str, Any] = {"num_problems": 8, "num_samples": 64}
+
+
+def _synthetic(env: EnvSpec, num_steps: int, eval_problems: int, max_new_tokens: int) -> EnvSpec:
+    """``env`` with a training budget, a held-out evaluation and the Fig. 5 probe (same sampling budget)."""
+    return dataclasses.replace(
+        env, train={**env.train, "num_steps": num_steps},
+        eval=(EvalTarget(env.env_id, env.env_kwargs, num_problems=eval_problems, num_samples=64,
+                         max_new_tokens=max_new_tokens),),
+        probe={**_PROBE, "num_problems": min(_PROBE["num_problems"], eval_problems), "max_new_tokens": max_new_tokens})
+
 
 DEMO = Suite(
     name="demo",
-    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny warm-started Llama, ~5 min",
-    envs=(POLYNOMIAL,),
+    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny competent-but-biased base",
+    envs=(_synthetic(POLYNOMIAL, 30, 8, 112),),
     agents=AGENTS,
     seeds=(0,),
     model="tiny",
-    train={**_CPU_TRAIN, "num_steps": 30},
+    train={**_CPU_TRAIN, "eval_steps": 10},
     agent_train=_AGENT_TRAIN,
-    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 64},
+    eval_defaults=dict(_SYNTHETIC_EVAL),
 )
 
 SYNTHETIC_CPU = Suite(
     name="synthetic-cpu",
-    description="Polynomial, Multiplication, Countdown; GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds; tiny warm-started Llama",
+    description="Polynomial, Multiplication, Countdown; GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds; tiny competent-but-"
+                "biased bases",
     envs=(
-        # The paper's domain gets the largest budget; the other two are the breadth check (~1 h in all).
-        # Evaluation is ~10 s per 64 samples here, so the breadth envs get 4 held-out problems, Polynomial 12.
-        # Measured in this suite's first run: the tiny warm starts solve 0% of Multiplication and 0.5% of Countdown
-        # prompts (no reward signal for any agent), so those two get a short 10-step budget as a record of that.
-        dataclasses.replace(POLYNOMIAL, train={"num_steps": 40}, eval=(
-            EvalTarget(POLYNOMIAL.env_id, POLYNOMIAL.env_kwargs, num_problems=12, num_samples=64, max_new_tokens=64),)),
-        dataclasses.replace(MULTIPLICATION, train={**MULTIPLICATION.train, "num_steps": 10}, eval=(
-            EvalTarget(MULTIPLICATION.env_id, MULTIPLICATION.env_kwargs, num_problems=4, num_samples=64,
-                       max_new_tokens=80),)),
-        dataclasses.replace(COUNTDOWN, train={**COUNTDOWN.train, "num_steps": 10}, eval=(
-            EvalTarget(COUNTDOWN.env_id, COUNTDOWN.env_kwargs, num_problems=4, num_samples=64, max_new_tokens=64),)),
+        # The paper's domain first and with the largest budget; the runner works env by env, seed-major.
+        _synthetic(POLYNOMIAL, 40, 12, 112),
+        _synthetic(MULTIPLICATION, 30, 8, 160),
+        _synthetic(COUNTDOWN, 20, 8, 64),
     ),
     agents=AGENTS,
     seeds=(0, 1, 2),
     model="tiny",
-    train={**_CPU_TRAIN, "num_steps": 30},
+    train={**_CPU_TRAIN, "eval_steps": 10},
     agent_train=_AGENT_TRAIN,
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
@@ -267,17 +278,18 @@ SYNTHETIC_SMOL = Suite(
     description="Polynomial with SmolLM2-135M-Instruct warm-started by SFT, one seed: is the effect a tiny-model artefact?",
     # SFT at ~125 tokens/s here: 200 balanced + 400 weighted demonstrations x 1 epoch (~55k tokens with the chat
     # template) is ~7 minutes.
-    envs=(dataclasses.replace(POLYNOMIAL, warmstart={"model": "smollm2-135m", "num_demos": 400, "balanced_demos": 200,
-                                                     "epochs": 1.0, "batch_size": 8, "eval_problems": 8,
-                                                     "strategy_weights": POLYNOMIAL.warmstart["strategy_weights"]}),),
+    envs=(dataclasses.replace(POLYNOMIAL, train={"max_completion_length": 64},
+                              warmstart={"model": "smollm2-135m", "num_demos": 400, "balanced_demos": 200,
+                                         "epochs": 1.0, "batch_size": 8, "eval_problems": 8, "competence_problems": 4,
+                                         "competence_samples": 2,
+                                         "strategy_weights": POLYNOMIAL.warmstart["strategy_weights"]}),),
     agents=AGENTS,
     seeds=(0,),
     model="smollm2-135m",
-    # 40 tokens: the longest solutions (x = 9) take 34 SmolLM2 tokens, plus EOS.
-    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "max_completion_length": 40,
-           "save_steps": 5},
+    # 64 tokens: the longest worked solutions (|x| = 5, every term) take ~55 SmolLM2 tokens, plus EOS.
+    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "save_steps": 5},
     agent_train=_AGENT_TRAIN,
-    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 40},
+    eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 64},
     workers=1,
     threads_per_worker=2,
 )
@@ -332,51 +344,17 @@ MATH_GPU = Suite(
     requires_gpu=True,
 )
 
-POLYNOMIAL_LONG = Suite(
-    name="polynomial-long",
-    description="Polynomial, GRPO vs GRPO+DIV vs Poly-EPO for 200 steps (5x synthetic-cpu), 3 seeds, same base",
-    envs=(dataclasses.replace(SYNTHETIC_CPU.envs[0], train={"num_steps": 200}),),
-    agents=AGENTS,
-    seeds=(0, 1, 2),
-    model="tiny",
-    train={**_CPU_TRAIN, "save_steps": 10},
-    agent_train=_AGENT_TRAIN,
-    eval_defaults=dict(_SYNTHETIC_EVAL),
-)
-
-POLYNOMIAL_DEEPER_BASE = Suite(
-    name="polynomial-deeper-base",
-    description="Polynomial as in synthetic-cpu, from a deeper, longer-trained base (4 layers, 4 epochs) that is "
-                "meant to get more of its x = 1 / x = 2 sums right",
-    envs=(dataclasses.replace(SYNTHETIC_CPU.envs[0], warmstart={**POLYNOMIAL.warmstart, "n_layers": 4, "epochs": 4.0}),),
-    agents=AGENTS,
-    seeds=(0, 1, 2),
-    model="tiny",
-    train={**_CPU_TRAIN, "num_steps": 40},
-    agent_train=_AGENT_TRAIN,
-    eval_defaults=dict(_SYNTHETIC_EVAL),
-)
-
-# Small follow-up experiments on Polynomial (one seed, same base and evaluation as synthetic-cpu; see
-# results/synthetic-cpu/README.md for what they were for and what they showed).
-_POLY_40 = SYNTHETIC_CPU.envs[0]
+# Ablation on the same base and evaluation as synthetic-cpu's Polynomial: Poly-EPO with diversity counted over
+# correct generations only (an incorrect generation never earns diversity credit: no optimistic exploration).
 ABLATIONS = (
-    Suite(name="ablation-lr1e-4", description="Polynomial, GRPO vs Poly-EPO at lr 1e-4 (synthetic-cpu uses 3e-4)",
-          envs=(_POLY_40,), agents=("grpo", "poly_epo"), seeds=(0,), model="tiny",
-          train={**_CPU_TRAIN, "learning_rate": 1e-4}, eval_base=False),
-    Suite(name="ablation-polyepo-lr1e-3",
-          description="Polynomial, Poly-EPO at lr 1e-3: its marginal set advantages are ~(N-n)/(n(N-1)) = 1/7 the "
-                      "size of GRPO's, so at equal lr it takes smaller steps",
-          envs=(_POLY_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
-          train={**_CPU_TRAIN, "learning_rate": 1e-3}, eval_base=False),
-    Suite(name="ablation-set-size-2", description="Polynomial, Poly-EPO with sets of n = 2 of the N = 8 samples "
-                                                  "(synthetic-cpu uses n = 4)",
-          envs=(_POLY_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
-          train={**_CPU_TRAIN, "set_size": 2}, eval_base=False),
+    Suite(name="ablation-polychromic-correct",
+          description="Polynomial, Poly-EPO with the polychromic_correct objective (diversity over correct "
+                      "generations only), one seed",
+          envs=(SYNTHETIC_CPU.envs[0],), agents=("poly_epo",), seeds=(0,), model="tiny",
+          train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, POLYNOMIAL_DEEPER_BASE,
-                                                 SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
 
 
 def get_suite(name: str) -> Suite:

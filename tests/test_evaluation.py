@@ -22,8 +22,8 @@ from agents.policy import Rollouts
 
 
 def _answers(task: dict) -> list[str]:
-    """Six completions for a polynomial prompt: (0, c) twice, (1, .), (5, .) (a rare "other" family), a wrong pair,
-    no answer at all."""
+    """Six completions for a polynomial prompt: (0, c) twice, (1, .), (5, .) (a rare family), a wrong y at x = 0 (a slip
+    of the x = 0 strategy), no answer at all."""
     a, b, c = task["a"], task["b"], task["c"]
     y = lambda x: a * x * x + b * x + c
     return [f"({0}, {y(0)})", f"x = 0, y = {y(0)}", f"Answer: (1, {y(1)})", f"(5, {y(5)})", f"(0, {y(0) + 1})",
@@ -63,8 +63,8 @@ def env():
 
 def test_evaluate_scores_each_set_like_env_step_and_reports_exact_metrics(env):
     policy = ScriptedPolicy(env)
-    rare = rare_families(env, None, 0.05)
-    assert rare == {"other"}  # default prior: x=0 0.85, x=1 0.07, x=2 0.05 (not below), other 0.03
+    rare = rare_families(env, {"x=0": 0.9, "x=1": 0.1}, 0.05)
+    assert rare == set(env.strategy_families) - {"x=0", "x=1"}  # families the prior omits have weight 0
     seen = []
     records = evaluate(policy, env, num_problems=9, num_samples=6, max_new_tokens=64, seed=10, batch_prompts=2,
                        rare=rare, on_record=seen.append)
@@ -74,9 +74,9 @@ def test_evaluate_scores_each_set_like_env_step_and_reports_exact_metrics(env):
     for i, rec in enumerate(records):
         assert rec["index"] == i and rec["n"] == 6
         assert rec["correct"] == [True, True, True, True, False, False]
-        assert rec["strategies"][0] == rec["strategies"][1] and rec["strategies"][5] == -1
-        assert len(set(rec["strategies"][:5])) == 4
-        assert rec["families"][:4] == ["x=0", "x=0", "x=1", "other"]
+        assert rec["strategies"][0] == rec["strategies"][1] == rec["strategies"][4] and rec["strategies"][5] == -1
+        assert len(set(rec["strategies"][:5])) == 3
+        assert rec["families"][:4] == ["x=0", "x=0", "x=1", "x=5"]
         assert rec["rare"][:4] == [False, False, False, True]
         env.reset(options={"index": i})
         _, _, _, _, info = env.step(_answers(env.get_problem(i).task))
@@ -93,7 +93,7 @@ def test_evaluate_scores_each_set_like_env_step_and_reports_exact_metrics(env):
     assert s["accuracy"] == pytest.approx(4 / 6)
     assert s["frac_prompts_solved"] == 1.0
     assert s["distinct_correct_per_prompt"] == 3.0  # (0, c), (1, .), (5, .)
-    assert s["distinct_incorrect_per_prompt"] == 1.0
+    assert s["distinct_incorrect_per_prompt"] == 1.0  # the x = 0 slip: x = 0 counts among correct and incorrect
     assert s["degenerate_frac"] == pytest.approx(1 / 6)
     assert s["rare_correct_per_prompt"] == 1.0 and s["rare_correct_total"] == 5.0
     assert s["rare_correct_sample_frac"] == pytest.approx(1 / 4)
