@@ -181,7 +181,7 @@ def short_env_name(env_id: str) -> str:
 # ---- the suites -----------------------------------------------------------------------------------------------------
 # Warm starts: competent-but-biased bases, the paper's "pretrained model that knows many strategies but prefers one",
 # in miniature. A 1.1 M-parameter char-level Llama (d_model 128, 4 layers) learns from worked demonstrations with one
-# binary operation per step, fresh problems every batch of 64, in a curriculum: balanced demonstrations first (every
+# binary operation per step (Polynomial in Horner form), fresh problems every batch of 64 for 1,000 steps, in a curriculum: balanced demonstrations first (every
 # family equally: competence), then a skewed set (the prior: one favourite family, the others rare). The favourite is
 # the most reliable strategy (Polynomial x = 0: y is just c). `warmstart.json` holds the competence report (accuracy
 # per family when the strategy is forced) and the prior (family shares when nothing is forced).
@@ -190,14 +190,14 @@ _TINY_BASE: dict[str, Any] = {"model": "tiny", "n_layers": 4, "batch_size": 64, 
 POLYNOMIAL = EnvSpec(
     "PolySet-Polynomial-v0",
     env_kwargs={"max_coefficient": 3, "num_test_problems": 50},
-    warmstart={**_TINY_BASE, "balanced_demos": 19200, "num_demos": 6400,
+    warmstart={**_TINY_BASE, "balanced_demos": 48000, "num_demos": 16000,
                "strategy_weights": {f"x={x}": (0.8 if x == 0 else 0.02) for x in range(-5, 6)}},
-    train={"max_completion_length": 112},  # the longest worked solutions (|x| = 5, every term) are ~95 characters
+    train={"max_completion_length": 96},  # the longest worked solutions (|x| = 5, every term) are ~70 characters
 )
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
-    warmstart={**_TINY_BASE, "balanced_demos": 19200, "num_demos": 6400,
+    warmstart={**_TINY_BASE, "balanced_demos": 48000, "num_demos": 16000,
                "strategy_weights": {"p-add": 0.84, "p-sub": 0.04, "q-sub": 0.04, "both": 0.04, "factor": 0.04}},
     rare_threshold=0.05,
     train={"max_completion_length": 160},
@@ -246,7 +246,7 @@ def _synthetic(env: EnvSpec, num_steps: int, eval_problems: int, max_new_tokens:
 DEMO = Suite(
     name="demo",
     description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny competent-but-biased base",
-    envs=(_synthetic(POLYNOMIAL, 30, 8, 112),),
+    envs=(_synthetic(POLYNOMIAL, 30, 8, 96),),
     agents=AGENTS,
     seeds=(0,),
     model="tiny",
@@ -261,7 +261,7 @@ SYNTHETIC_CPU = Suite(
                 "biased bases",
     envs=(
         # The paper's domain first and with the largest budget; the runner works env by env, seed-major.
-        _synthetic(POLYNOMIAL, 40, 12, 112),
+        _synthetic(POLYNOMIAL, 40, 12, 96),
         _synthetic(MULTIPLICATION, 30, 8, 160),
         _synthetic(COUNTDOWN, 20, 8, 64),
     ),

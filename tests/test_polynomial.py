@@ -247,8 +247,9 @@ def test_strategy_family_maps_any_key():
 def test_worked_demonstration_has_one_operation_per_step():
     from polyenv.domains.polynomial import worked_value
 
-    assert worked_value(2, -3, 1, 3) == "3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10"
-    assert worked_value(-1, 0, -2, -2) == "-2*-2 = 4, -1*4 = -4, -4 - 2 = -6"
+    assert worked_value(2, -3, 1, 3) == "2*3 = 6, 6 - 3 = 3, 3*3 = 9, 9 + 1 = 10"
+    assert worked_value(-1, 0, -2, -2) == "-1*-2 = 2, 2*-2 = -4, -4 - 2 = -6"
+    assert worked_value(3, 2, 0, -5) == "3*-5 = -15, -15 + 2 = -13, -13*-5 = 65"
     assert worked_value(3, 2, 0, 0) == "y = 0"
     env = PolynomialEnv(max_coefficient=3)
     rng = np.random.default_rng(0)

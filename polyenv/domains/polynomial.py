@@ -20,9 +20,10 @@ pair, or with conflicting pairs, are degenerate (no label).
 Families for warm starts and reports: ``"x=-5"`` ... ``"x=5"`` (one per x) and ``"other"`` (|x| > 5). The default
 prior is skewed towards the easiest strategy, x = 0 (y is just c).
 
-Demonstrations work one binary operation per step (what a small model can learn to execute for every x)::
+Demonstrations evaluate y = (a x + b) x + c (Horner form) one binary operation per step, so every addition adds a
+small coefficient (what a small model can learn to execute for every x)::
 
-    x = 3: 3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10. Answer: (3, 10)
+    x = 3: 2*3 = 6, 6 - 3 = 3, 3*3 = 9, 9 + 1 = 10. Answer: (3, 10)
     x = 0: y = 1. Answer: (0, 1)
 """
 
@@ -212,23 +213,22 @@ def _step(left: int, op: str, right: int, value: int) -> str:
 
 
 def worked_value(a: int, b: int, c: int, x: int) -> str:
-    """y = a x^2 + b x + c at ``x``, one binary operation per step (``x = 0`` is just ``y = c``)::
+    """y = a x^2 + b x + c at ``x`` in Horner form, y = (a x + b) x + c, one binary operation per step: two
+    multiplications by x and two additions of a small coefficient (``x = 0`` is just ``y = c``)::
 
-        worked_value(2, -3, 1, 3) == "3*3 = 9, 2*9 = 18, -3*3 = -9, 18 - 9 = 9, 9 + 1 = 10"
+        worked_value(2, -3, 1, 3) == "2*3 = 6, 6 - 3 = 3, 3*3 = 9, 9 + 1 = 10"
     """
     if x == 0:
         return f"y = {c}"
-    steps = [_step(x, "*", x, x * x), _step(a, "*", x * x, a * x * x)]
-    terms = [a * x * x]
+    steps = [_step(a, "*", x, a * x)]
+    q = a * x
     if b:
-        steps.append(_step(b, "*", x, b * x))
-        terms.append(b * x)
+        steps.append(_step(q, "+", b, q + b))
+        q += b
+    steps.append(_step(q, "*", x, q * x))
+    y = q * x
     if c:
-        terms.append(c)
-    total = terms[0]
-    for t in terms[1:]:
-        steps.append(_step(total, "+", t, total + t))
-        total += t
+        steps.append(_step(y, "+", c, y + c))
     return ", ".join(steps)
 
 
