@@ -197,8 +197,9 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> N
                 if not steps:
                     continue
                 vals = [[r["value"] for r in sub if r["step"] == s] for s in steps]
-                ax.plot(steps, [np.mean(v) for v in vals], marker="o", ms=3, label=name)
-                ax.fill_between(steps, [min(v) for v in vals], [max(v) for v in vals], alpha=0.2)
+                (line,) = ax.plot(steps, [np.mean(v) for v in vals], marker="o", ms=3, label=name)
+                ax.fill_between(steps, [min(v) for v in vals], [max(v) for v in vals], alpha=0.2,
+                                color=line.get_color())
             ax.set_title(f"{env}: {label}", fontsize=9)
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)

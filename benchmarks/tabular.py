@@ -168,9 +168,10 @@ def plot(rows: list[dict[str, float]], path: Path, cfg: TabularConfig) -> None:
         for ax, key in zip(axes, ("distinct_correct", "accuracy")):
             vals = [[r[key] for r in sub if r["competence"] == lv] for lv in levels]
             mean = [float(np.mean(v)) for v in vals]
-            ax.plot(levels, mean, marker="o", label=LABELS[agent], ls="--" if agent == "base" else "-")
+            (line,) = ax.plot(levels, mean, marker="o", label=LABELS[agent], ls="--" if agent == "base" else "-")
             if agent != "base":
-                ax.fill_between(levels, [min(v) for v in vals], [max(v) for v in vals], alpha=0.2)
+                ax.fill_between(levels, [min(v) for v in vals], [max(v) for v in vals], alpha=0.2,
+                                color=line.get_color())
     axes[0].set_ylabel(f"distinct correct strategies / {cfg.eval_samples} samples")
     axes[1].set_ylabel("accuracy")
     for ax in axes:
