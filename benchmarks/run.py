@@ -705,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="results root (default results/)")
     parser.add_argument("--runs", default=str(REPO_ROOT / "runs"), help="run artefacts root (default runs/)")
     parser.add_argument("--workers", type=int, default=None, help="override the suite's worker processes")
+    parser.add_argument("--envs", nargs="+", default=None,
+                        help="run only these envs of the suite (short names, e.g. Polynomial); the report covers them")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan and configs, run nothing")
     parser.add_argument("--report-only", action="store_true", help="only rebuild CSVs, plots and README from runs/")
     parser.add_argument("--no-progress", action="store_true")
@@ -713,6 +715,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = override_seeds(get_suite(args.suite), args.seeds)
     if args.workers is not None:
         suite = dataclasses.replace(suite, workers=args.workers)
+    if args.envs is not None:
+        unknown = sorted(set(args.envs) - {e.name for e in suite.envs})
+        if unknown:
+            parser.error(f"--envs {unknown} not in suite {suite.name!r}: {[e.name for e in suite.envs]}")
+        suite = dataclasses.replace(suite, envs=tuple(e for e in suite.envs if e.name in args.envs))
     return run_suite(suite, Path(args.runs), Path(args.out), dry_run=args.dry_run, report_only=args.report_only,
                      show_progress=not args.no_progress, command="python -m benchmarks.run " + " ".join(
                          sys.argv[1:] if argv is None else argv))

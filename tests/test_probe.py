@@ -80,3 +80,13 @@ def test_suite_probe_reaches_the_train_jobs(tmp_path):
     probes = [j.payload["probe"] for j in jobs if j.kind == "train"]
     assert len(probes) == 3 and all(p["num_problems"] == 2 and p["env_id"] == env.env_id for p in probes)
     assert all(Path(p["out"]).name == "probe.jsonl" and p["base_cache"].endswith("probe_base.json") for p in probes)
+
+
+def test_runner_envs_flag_keeps_only_the_named_envs(tmp_path, capsys):
+    from benchmarks.run import main
+
+    assert main(["--suite", "synthetic-cpu", "--envs", "Polynomial", "--dry-run", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Polynomial/grpo/s2" in out and "Multiplication" not in out and "Countdown" not in out
+    with pytest.raises(SystemExit):
+        main(["--suite", "synthetic-cpu", "--envs", "Nope", "--dry-run", "--runs", str(tmp_path)])
