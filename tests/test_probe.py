@@ -87,6 +87,7 @@ def test_runner_envs_flag_keeps_only_the_named_envs(tmp_path, capsys):
 
     assert main(["--suite", "synthetic-cpu", "--envs", "Polynomial", "--dry-run", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Polynomial/grpo/s2" in out and "Multiplication" not in out and "Countdown" not in out
+    assert "Polynomial/grpo/s2" in out and "1 env(s) x 3 agent(s)" in out
+    assert "Multiplication/" not in out and "Countdown/" not in out
     with pytest.raises(SystemExit):
         main(["--suite", "synthetic-cpu", "--envs", "Nope", "--dry-run", "--runs", str(tmp_path)])
