@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.progress import report_progress
 from polyenv.metrics import (
     branching_profile,
     distinct_strategies_by_correctness,
@@ -261,6 +262,7 @@ def evaluate(policy: Any, env: Any, *, num_problems: int, num_samples: int, max_
             if on_record is not None:
                 on_record(record)
             bar.update(1)
+            report_progress("evaluation", len(records), stop - start)
         if log is not None:
             log(f"evaluated problems {indices[0]}..{indices[-1]} in {time.perf_counter() - t0:.1f}s")
     bar.close()

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.progress import hf_progress_callback
 from agents.tiny_model import TinyModelConfig
 
 TINY = "tiny"
@@ -535,7 +536,8 @@ def warmstart(config: WarmstartConfig) -> Path:
         disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
-                      data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+                      data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                      callbacks=[hf_progress_callback("warm start")])  # read by the benchmark runner
     train_started, cpu_started = time.perf_counter(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - train_started

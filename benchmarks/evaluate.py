@@ -99,12 +99,10 @@ def run_eval(model_path: str | os.PathLike, target: EvalTarget, out_path: str | 
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically (``agents.run_dir.atomic_write``: never a half-written file)."""
+    from agents.run_dir import atomic_write
+
+    atomic_write(path, json.dumps(data), durable=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

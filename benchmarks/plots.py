@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.suites import AGENT_LABELS
+
 AGENT_ORDER = ["base", "grpo", "grpo_div", "poly_epo"]
-AGENT_LABELS = {"base": "base (warm start)", "grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO"}
 AGENT_COLORS = {"base": "#7f7f7f", "grpo": "#1f77b4", "grpo_div": "#ff7f0e", "poly_epo": "#2ca02c"}
 TRAIN_PANELS = [("distinct_correct_per_prompt", "distinct correct strategies / prompt"),
                 ("frac_prompts_solved", "share of prompts solved (>= 1 correct)"),

@@ -17,6 +17,7 @@ from typing import Any
 
 AGENTS = ("grpo", "grpo_div", "poly_epo")
 AGENT_LABELS = {"base": "base", "grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO"}
+"""Display names of the agents in figures and README tables (``base`` = the model before RL)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from benchmarks.run import Layout, headline, plan
 from benchmarks.suites import SUITES, EnvSpec, EvalTarget, Suite, get_suite
 from polyenv.metrics import branching_profile, ks_up_to, maj_at_k, pass_at_k
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 # ---- pass@k ---------------------------------------------------------------------------------------------------------
 def _pass_at_k_enumerated(n: int, c: int, k: int) -> float:
@@ -205,17 +207,44 @@ def test_headline_ratio_per_seed_and_pass_at_largest_k():
     assert table["rare correct strategies / prompt"]["poly_epo"] == [2.0, 3.0, 4.0]
 
 
-def test_plots_from_csvs_alone(tmp_path):
+def test_plots_from_csvs_alone_draw_the_csv_values(tmp_path, monkeypatch):
+    """Every figure is drawn from the CSVs alone, and the plotted data (read back from the figures' artists) are the
+    seed means of the CSV values."""
+    from benchmarks import plots
+
+    figures = {}
+    finish = plots._finish
+    monkeypatch.setattr(plots, "_finish", lambda fig, axes, title, path: (figures.setdefault(path.name, fig),
+                                                                          finish(fig, axes, title, path))[1])
     training, evaluation, branching = _toy_frames()
     training.to_csv(tmp_path / "training_metrics.csv", index=False)
     evaluation.to_csv(tmp_path / "eval_metrics.csv", index=False)
     branching.to_csv(tmp_path / "branching.csv", index=False)
     written = make_all(tmp_path)
-    names = {p.name for p in written}
-    assert names == {"training_curves.png", "synthetic_strategies.png", "pass_at_k.png", "maj_at_k.png",
-                     "branching.png", "eval_strategies.png"}
-    for p in written:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    assert {p.name for p in written} == {"training_curves.png", "synthetic_strategies.png", "pass_at_k.png",
+                                         "maj_at_k.png", "branching.png", "eval_strategies.png"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+    def line(name, label, panel=0):
+        (found,) = [ln for ln in figures[name].axes[panel].get_lines() if ln.get_label() == label]
+        return found.get_xdata().tolist(), found.get_ydata().tolist()
+
+    # training: 12 steps, window 1; distinct correct at steps >= 6 is level * (1 + 0.1 seed) for seeds 0, 1, 2
+    xs, ys = line("training_curves.png", "Poly-EPO")
+    assert xs == list(range(12)) and ys[:6] == [1.0] * 6 and ys[6:] == pytest.approx([3.3] * 6)
+    assert line("training_curves.png", "GRPO")[1][-1] == pytest.approx(1.1)
+    assert line("training_curves.png", "GRPO+DIV", panel=2)[1] == pytest.approx([0.7] * 12)  # mean reward
+    # held-out pass@k vs k, base included
+    xs, ys = line("pass_at_k.png", "base")
+    assert xs == [1, 2, 4, 8] and ys == pytest.approx([min(1.0, 0.3 * k ** 0.5) for k in (1, 2, 4, 8)])
+    assert line("maj_at_k.png", "Poly-EPO")[1] == pytest.approx([0.5] * 4)
+    assert line("branching.png", "GRPO") == ([1, 2, 3, 4, 5], [1.0, 2.0, 3.0, 4.0, 4.0])
+    # bars: distinct correct / incorrect / rare correct, mean over seeds of 2 + seed = 3 (base: seed 0 only = 2)
+    from matplotlib.container import BarContainer
+
+    heights = {c.get_label(): [b.get_height() for b in c.patches]
+               for c in figures["eval_strategies.png"].axes[0].containers if isinstance(c, BarContainer)}
+    assert heights["Poly-EPO"] == pytest.approx([3.0, 3.0, 3.0]) and heights["base"] == [2.0] * 3
 
 
 # ---- the runner on a real tiny model --------------------------------------------------------------------------------
@@ -342,7 +371,7 @@ def test_pool_workers_exit_when_the_runner_is_killed(tmp_path):
     """A runner killed without shutting its pool down must not leave its worker processes behind."""
     script = (
         "import concurrent.futures as cf, multiprocessing, os, sys\n"
-        "from benchmarks.run import _init_pool_worker\n"
+        "from benchmarks.scheduler import _init_pool_worker\n"
         "pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
         "                              initializer=_init_pool_worker, initargs=(1,))\n"
         "print(pool.submit(os.getpid).result(timeout=120), flush=True)\n"
@@ -351,7 +380,7 @@ def test_pool_workers_exit_when_the_runner_is_killed(tmp_path):
     log = tmp_path / "out.txt"
     with open(log, "w") as f:  # a file, not a pipe: a surviving worker would keep a pipe open and hang the test
         code = subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.STDOUT, timeout=180,
-                              cwd=Path(__file__).resolve().parents[1]).returncode
+                              cwd=Path(__file__).resolve().parents[1], check=False).returncode
     assert code == 0, log.read_text()[-2000:]
     worker = int(log.read_text().split()[-1])
     deadline = time.monotonic() + 30
@@ -361,3 +390,101 @@ def test_pool_workers_exit_when_the_runner_is_killed(tmp_path):
     if alive:
         os.kill(worker, 9)
     assert not alive
+
+
+# ---- the report: untracked by default, no machine paths ------------------------------------------------------------
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_report_goes_to_runs_by_default_and_names_no_machine_path(tmp_path):
+    from benchmarks.report import display_path, portable
+    from benchmarks.run import main
+
+    before = _git_status()
+    assert main(["--suite", "demo", "--report-only", "--runs", str(tmp_path / "runs"), "--no-progress"]) == 0
+    report = tmp_path / "runs" / "demo" / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["README.md", "branching.csv", "eval_metrics.csv",
+                                                        "headline.json", "training_metrics.csv"]
+    assert _git_status() == before  # the tracked tree (results/demo included) is untouched
+    for name in ("README.md", "headline.json"):
+        text = (report / name).read_text()
+        for path in (str(tmp_path), str(REPO_ROOT), str(Path.home())):
+            assert path not in text, (name, path)
+    readme = (report / "README.md").read_text()
+    assert "python -m benchmarks.plots path/to/this/folder" in readme
+    assert "Command: `python -m benchmarks.run --suite demo --report-only --runs .../runs --no-progress`" in readme
+    # the hand-written notes of the committed README are carried over
+    committed = (REPO_ROOT / "results" / "demo" / "README.md").read_text()
+    assert readme.split("kept when the runner rewrites this file -->")[1] == \
+        committed.split("kept when the runner rewrites this file -->")[1]
+    # paths inside the repository are written relative to it, the home directory as ~
+    assert portable(f"see {REPO_ROOT}/results/demo and {Path.home()}/.cache") == "see results/demo and ~/.cache"
+    assert display_path(REPO_ROOT / "results" / "demo") == "results/demo"
+
+
+def test_update_results_and_out_exclude_each_other(capsys):
+    from benchmarks.run import main
+
+    with pytest.raises(SystemExit):
+        main(["--suite", "demo", "--update-results", "--out", "x", "--dry-run"])
+    assert "do not combine it with --out" in capsys.readouterr().err
+
+
+def test_committed_results_name_no_machine_path():
+    for path in (REPO_ROOT / "results").rglob("*"):
+        if path.suffix in (".md", ".json", ".csv"):
+            text = path.read_text()
+            for prefix in ("/work/", "/root/", "/home/", "/Users/", "/tmp/"):
+                assert prefix not in text, (path.relative_to(REPO_ROOT), prefix)
+
+
+# ---- progress: one bar per stage ------------------------------------------------------------------------------------
+def test_job_fraction_reads_each_stage_progress(tmp_path):
+    from benchmarks.scheduler import Job, job_fraction
+
+    path = tmp_path / "p.json"
+    warm, ev = Job("warmstart", "w", {}), Job("eval", "e", {})
+    assert job_fraction(warm, path) == 0.0  # nothing written yet
+    path.write_text(json.dumps({"stage": "warm start", "done": 50, "total": 100}))
+    assert job_fraction(warm, path) == pytest.approx(0.85 * 0.5)
+    path.write_text(json.dumps({"stage": "evaluation", "done": 1, "total": 2}))
+    assert job_fraction(warm, path) == pytest.approx(0.85 + 0.15 * 0.5)
+    assert job_fraction(ev, path) == pytest.approx(0.5)
+    path.write_text(json.dumps({"stage": "evaluation", "done": 2, "total": 2}))
+    assert job_fraction(ev, path) == pytest.approx(0.99)  # full only once the job has returned
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "x"')  # a torn last line
+    assert job_fraction(Job("train", "t", {"run_dir": str(run)}, steps=10), path) == 2.0
+
+
+def test_report_progress_writes_only_when_a_runner_listens(tmp_path, monkeypatch):
+    from agents.progress import ENV_VAR, read_progress, report_progress
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    report_progress("evaluation", 1, 4)  # no listener: nothing happens
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(ENV_VAR, str(path))
+    report_progress("evaluation", 1, 4)
+    assert read_progress(path)["done"] == 1
+    report_progress("evaluation", 2, 4)  # within a second of the last write: skipped
+    assert read_progress(path)["done"] == 1
+    report_progress("evaluation", 4, 4)  # the last one always lands
+    assert read_progress(path)["done"] == 4
+
+
+def test_runner_shows_one_progress_bar_per_stage(tmp_path, capsys):
+    from benchmarks.run import run_suite
+
+    assert run_suite(_tiny_suite(num_steps=2), tmp_path / "runs", show_progress=True) == 0
+    out = capsys.readouterr().out
+    final = {}
+    for chunk in out.replace("\r", "\n").splitlines():
+        for stage in ("warm start", "training", "evaluation"):
+            if chunk.strip().startswith(stage + ":"):
+                final[stage] = chunk.strip()
+    assert final["warm start"].startswith("warm start: 100%") and "1.0/1 base" in final["warm start"]
+    assert final["training"].startswith("training: 100%") and "4.0/4 step" in final["training"]
+    assert final["evaluation"].startswith("evaluation: 100%") and "3.0/3 eval" in final["evaluation"]
