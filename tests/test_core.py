@@ -153,8 +153,10 @@ def test_step_many_matches_step():
         assert info["set_reward"] == pytest.approx(reward)
 
 
-def test_registry_exposes_the_synthetic_ids():
+def test_registry_makes_the_synthetic_ids_with_their_keywords():
     for env_id in ("PolySet-Polynomial-v0", "PolySet-Multiplication-v0", "PolySet-Countdown-v0"):
-        assert env_id in polyenv.OFFLINE_IDS
+        env = gym.make(env_id, set_size=3, num_test_problems=7, split="test").unwrapped
+        assert (env.set_size, env.num_problems, env.split) == (3, 7, "test")
     env = gym.make("PolySet-Polynomial-v0", max_coefficient=3, set_size=2)
+    assert all(abs(v) <= 3 for v in env.unwrapped.get_problem(0).task.values())
     assert env.unwrapped.set_size == 2 and np.all([len(s) for s in env.action_space.sample()])

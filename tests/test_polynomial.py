@@ -8,7 +8,6 @@ from collections import Counter
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import polyenv
 from polyenv import DEGENERATE
@@ -269,11 +268,9 @@ def test_slips_keep_the_label_and_nonanswers_stay_degenerate(env):
     assert out["strategies"] == [0, 0, 0, 1, 1, DEGENERATE, DEGENERATE]
 
 
-def test_check_env_and_gym_make():
+def test_gym_make_with_the_package_prefix():
     env = gym.make("polyenv:PolySet-Polynomial-v0")
     assert isinstance(env.unwrapped, PolynomialEnv) and env.unwrapped.judge.name == "oracle"
-    check_env(env.unwrapped, skip_render_check=True)
-    assert "PolySet-Polynomial-v0" in polyenv.OFFLINE_IDS
 
 
 def test_other_judges_are_selectable():

