@@ -30,12 +30,11 @@ def report_progress(stage: str, done: int, total: int) -> None:
     if done < total and now - _last_write.get(path, -MIN_INTERVAL) < MIN_INTERVAL:
         return
     _last_write[path] = now
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    from agents.run_dir import atomic_write
+
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"stage": stage, "done": int(done), "total": int(total), "time": time.time()}))
-        os.replace(tmp, target)
+        atomic_write(path, json.dumps({"stage": stage, "done": int(done), "total": int(total), "time": time.time()}),
+                     durable=False)
     except OSError:  # progress is best effort: never fail a job for it
         pass
 

@@ -94,15 +94,10 @@ def run_eval(model_path: str | os.PathLike, target: EvalTarget, out_path: str | 
     data = {"signature": signature, "summary": summarise(records),
             "branching": mean_branching_profile(records).tolist(), "seconds": time.perf_counter() - t0,
             "records": records}
-    write_json_atomic(out_path, data)
-    return data
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` atomically (``agents.run_dir.atomic_write``: never a half-written file)."""
     from agents.run_dir import atomic_write
 
-    atomic_write(path, json.dumps(data), durable=False)
+    atomic_write(out_path, json.dumps(data), durable=False)
+    return data
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -125,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for row in rows:
         print(f"{row['metric']:32s} k={row['k']:<5d} {row['value']:.4f}")
     if args.out:
-        write_json_atomic(args.out, {"summary": rows, "branching": mean_branching_profile(records).tolist(),
-                                     "records": records})
+        from agents.run_dir import atomic_write
+
+        atomic_write(args.out, json.dumps({"summary": rows, "branching": mean_branching_profile(records).tolist(),
+                                           "records": records}), durable=False)
 
 
 if __name__ == "__main__":

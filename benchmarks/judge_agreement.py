@@ -22,7 +22,8 @@ cluster) and the absolute error in the number of distinct non-degenerate strateg
 diversity numerator). The llm rows also count how many sets fell back to the embedding judge, and give the ARI over
 the sets it answered itself.
 
-Writes ``results/judge_agreement/judge_agreement.csv`` (one row per set and judge; rewritten after each domain, and
+Writes ``runs/judge_agreement/judge_agreement.csv`` (``--out results/judge_agreement`` updates the committed result;
+one row per set and judge; rewritten after each domain, and
 ``--resume`` keeps finished domains), ``summary.csv`` and ``sets_<domain>.jsonl`` (the generated sets with oracle
 labels), and prints the summary table. ``--sweep`` prints, instead,
 the embedding judge's ARI and count error for a range of thresholds on the generated sets and on a small hand-written
@@ -351,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core box)")
     p.add_argument("--sweep", action="store_true", help="embedding threshold sweep instead of the comparison")
-    p.add_argument("--out", default="results/judge_agreement")
+    p.add_argument("--out", default="runs/judge_agreement",
+                   help="output folder (results/judge_agreement is the committed one)")
     p.add_argument("--resume", action="store_true", help="keep the domains already in OUT/judge_agreement.csv")
     args = p.parse_args(argv)
     if min(args.sets, args.demos) < 1 or args.samples < 0:
