@@ -52,8 +52,8 @@ from polyenv.math_grading import (
 )
 from polyenv.text import MAX_GENERATION_CHARS
 
-DEMONSTRATION_MAX_CHARS = 400
-"""Longest worked solution ``demonstrations`` uses by default (~100 SmolLM2 tokens for GSM8K): a model trained on
+DEMONSTRATION_MAX_CHARS = 300
+"""Longest worked solution ``demonstrations`` uses by default (~80 SmolLM2 tokens for GSM8K): a model trained on
 them learns to finish within the short completion budgets of CPU runs."""
 
 MATH_JUDGE_HINT = (
