@@ -345,6 +345,54 @@ MATH_GPU = Suite(
     requires_gpu=True,
 )
 
+# The maths loop at CPU scale: the same agents, env class, judge plumbing, loss and evaluation as math-gpu, with only the
+# sizes cut (model, data set, prompts per step, steps, token budgets). The untrained SmolLM2-135M almost never writes
+# \boxed{} (reward 0, no RL signal), so its base is the maths warm start of agents.math_warmstart (SFT on short GSM8K
+# and SVAMP train solutions, the same settings). SVAMP: the easier packaged word problems, train / test carved from
+# one file (polyenv.datasets). The answer judge (one cluster per final answer) is the default diversity judge here;
+# math-cpu-embedding swaps in the embedding judge for the two agents that use one.
+from agents.math_warmstart import MATH_WARMSTART  # noqa: E402  (plain data; importing it loads no model)
+
+_MATH_CPU_WARMSTART = {k: v for k, v in MATH_WARMSTART.items() if k != "env_id"}
+_MATH_CPU_SIZES: dict[str, Any] = {
+    "num_steps": 10,
+    "prompts_per_step": 2,  # B; N = 8 and n = 4 as in the paper
+    "mini_batch_size": None,
+    "gradient_accumulation_steps": 2,  # micro-batches of 8 sequences (memory on a shared 24 GB machine)
+    "learning_rate": 1e-5,  # the paper's 1e-6 is for a 4 B model over 400 steps; it would not move a 135 M one in 10
+    "max_prompt_length": 320,
+    "max_completion_length": 128,
+    "gradient_checkpointing": False,
+    "use_vllm": False,
+    "save_steps": 2,
+}
+_MATH_CPU_EVAL = EvalTarget("PolySet-SVAMP-v0", {"judge": "answer"}, num_problems=16, num_samples=16,
+                            max_new_tokens=128, temperature=1.0)
+MATH_CPU = Suite(
+    name="math-cpu",
+    description="math-gpu's loop at CPU scale: SmolLM2-135M maths warm start on SVAMP, N=8, n=4, B=2, 10 steps, "
+                "answer judge, 1 seed",
+    envs=(EnvSpec("PolySet-SVAMP-v0", env_kwargs={"judge": "answer"}, warmstart=_MATH_CPU_WARMSTART,
+                  eval=(_MATH_CPU_EVAL,)),),
+    agents=AGENTS,
+    seeds=(0,),
+    model="smollm2-135m",
+    train={**MATH_GPU.train, **_MATH_CPU_SIZES},  # every paper setting (clip, loss, no KL, grad clip...) but sizes
+    agent_train=_AGENT_TRAIN,
+    workers=1,
+    threads_per_worker=2,
+)
+MATH_CPU_EMBEDDING = dataclasses.replace(
+    MATH_CPU,
+    name="math-cpu-embedding",
+    description="math-cpu with the embedding judge (all-MiniLM-L6-v2 clusters) as the diversity judge: GRPO+DIV and "
+                "Poly-EPO (GRPO does not use a judge)",
+    envs=(dataclasses.replace(MATH_CPU.envs[0], env_kwargs={"judge": "embedding"},
+                              eval=(dataclasses.replace(_MATH_CPU_EVAL, env_kwargs={"judge": "embedding"}),)),),
+    agents=("grpo_div", "poly_epo"),
+    eval_base=False,
+)
+
 # Ablation on the same base and evaluation as synthetic-cpu's Polynomial: Poly-EPO with diversity counted over
 # correct generations only (an incorrect generation never earns diversity credit: no optimistic exploration).
 ABLATIONS = (
@@ -355,7 +403,8 @@ ABLATIONS = (
           train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, *ABLATIONS)}
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
+                                                 MATH_CPU_EMBEDDING, *ABLATIONS)}
 
 
 def get_suite(name: str) -> Suite:

@@ -1,0 +1,59 @@
+"""The maths CPU path: the math-cpu suite is math-gpu with only sizes changed, its warm-start config is valid, and
+(slow) the maths warm start runs end to end on SmolLM2-135M."""
+
+import json
+
+import pytest
+
+from agents.math_warmstart import MATH_WARMSTART, summary
+from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for
+from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
+
+SIZE_KEYS = {"num_steps", "prompts_per_step", "mini_batch_size", "gradient_accumulation_steps", "learning_rate",
+             "max_prompt_length", "max_completion_length", "gradient_checkpointing", "use_vllm", "save_steps"}
+
+
+def test_math_cpu_is_math_gpu_with_sizes_cut():
+    assert {"math-cpu", "math-cpu-embedding"} <= set(SUITES)
+    assert set(MATH_CPU.train) == set(MATH_GPU.train)
+    changed = {k for k in MATH_GPU.train if MATH_CPU.train[k] != MATH_GPU.train[k]}
+    assert changed <= SIZE_KEYS and {"num_steps", "prompts_per_step", "learning_rate"} <= changed
+    for key in ("num_generations", "set_size", "epsilon", "epsilon_high", "beta", "loss_type", "scale_rewards",
+                "max_grad_norm", "num_iterations", "temperature"):
+        assert MATH_CPU.train[key] == MATH_GPU.train[key], key
+    assert MATH_CPU.agents == MATH_GPU.agents and MATH_CPU.agent_train == MATH_GPU.agent_train
+    assert not MATH_CPU.requires_gpu and MATH_CPU.model == "smollm2-135m"
+    env = MATH_CPU.envs[0]
+    assert env.env_id == "PolySet-SVAMP-v0" and env.env_kwargs == {"judge": "answer"}
+    assert all(t.split == "test" and t.env_id == env.env_id for t in MATH_CPU.eval_targets(env))
+    variant = MATH_CPU_EMBEDDING.envs[0]
+    assert variant.env_kwargs == {"judge": "embedding"} and variant.warmstart == env.warmstart
+    assert MATH_CPU_EMBEDDING.train == MATH_CPU.train
+
+
+def test_math_warmstart_config_is_valid_and_writes_boxed_demonstrations():
+    cfg = WarmstartConfig(**{**MATH_CPU.envs[0].warmstart, "env_id": MATH_CPU.envs[0].env_id})
+    assert cfg == WarmstartConfig(**MATH_WARMSTART)
+    env = make_env(cfg, "train")
+    weights = strategy_weights_for(cfg, env)
+    assert weights == {"gsm8k": 0.5, "svamp": 0.5}
+    demos = env.demonstrations(16, strategy_weights=weights, seed=cfg.seed)
+    assert all("\\boxed{" in d.completion for d in demos) and {d.family for d in demos} == {"gsm8k", "svamp"}
+
+
+def test_summary_keeps_the_headline_numbers():
+    report = {"problems": 2, "samples_per_problem": 4, "accuracy": 0.25, "answered_share": 0.75, "examples": [1]}
+    out = summary(report)
+    assert out["accuracy"] == 0.25 and out["answered_share"] == 0.75 and "examples" not in out
+
+
+@pytest.mark.slow
+def test_math_warmstart_end_to_end_on_smollm2(tmp_path):
+    from agents.math_warmstart import run
+
+    report = run({"num_demos": 8, "eval_problems": 2, "eval_samples": 2, "max_new_tokens": 24,
+                  "output_dir": str(tmp_path / "base")}, str(tmp_path / "report.json"))
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["before"]["problems"] == saved["after"]["problems"] == 2
+    assert 0.0 <= report["after"]["answered_share"] <= 1.0 and report["train_tokens"] > 0
+    assert (tmp_path / "base" / "config.json").is_file() and "output_dir" not in saved["overrides"]
