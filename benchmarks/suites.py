@@ -363,7 +363,6 @@ _MATH_CPU_SIZES: dict[str, Any] = {
     "max_prompt_length": 320,
     "max_completion_length": 128,
     "gradient_checkpointing": False,
-    "use_vllm": False,
     "save_steps": 2,
 }
 _MATH_CPU_EVAL = EvalTarget("PolySet-SVAMP-v0", {"judge": "answer"}, num_problems=16, num_samples=16,

@@ -10,7 +10,7 @@ from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
 SIZE_KEYS = {"num_steps", "prompts_per_step", "mini_batch_size", "gradient_accumulation_steps", "learning_rate",
-             "max_prompt_length", "max_completion_length", "gradient_checkpointing", "use_vllm", "save_steps"}
+             "max_prompt_length", "max_completion_length", "gradient_checkpointing", "save_steps"}
 
 
 def test_math_cpu_is_math_gpu_with_sizes_cut():
