@@ -26,19 +26,20 @@ MATH_WARMSTART: dict[str, Any] = {
     "env_id": "PolySet-SVAMP-v0",
     "model": "smollm2-135m",
     "strategy_weights": {"gsm8k": 0.5, "svamp": 0.5},  # dataset -> share of the demonstrations
-    "num_demos": 192,
+    "num_demos": 80,
     "balanced_demos": 0,
     "epochs": 1.0,
     "batch_size": 8,
     "learning_rate": 2e-4,
-    "eval_problems": 16,
+    "eval_problems": 8,
     "eval_samples": 8,
     "eval_batch_prompts": 16,
     "max_new_tokens": 128,
 }
-"""``WarmstartConfig`` keyword arguments of the maths base: 192 demonstrations (~28k tokens with the chat template and
-padding), one epoch of 24 steps of 8 (~15 CPU minutes: ~5 min on 2 idle cores, much longer when they are shared).
-Sized for format (always end in a boxed answer) and brevity, not for teaching arithmetic."""
+"""``WarmstartConfig`` keyword arguments of the maths base: 80 demonstrations (~11k tokens with the chat template and
+padding), one epoch of 10 steps of 8 (~6 CPU minutes, ~3 min on 2 idle cores; on this machine while it was shared
+with many other jobs, 4-5 min a step). Sized for format (always end in a boxed answer) and brevity, not for teaching
+arithmetic."""
 
 
 def evaluate_untrained(cfg: Any) -> dict[str, Any]:
