@@ -20,6 +20,13 @@ SERVED = {
     "PolySet-MATH500-v0": ("MathEnv", "test", 500),
     "PolySet-GSM8K-v0": ("MathEnv", "test", 1319),
     "PolySet-Minerva-v0": ("MathEnv", "test", 272),
+    "PolySet-SVAMP-v0": ("MathEnv", "test", 209),  # the word-problem sets: test split carved from one file
+    "PolySet-ASDiv-v0": ("MathEnv", "test", 406),
+    "PolySet-MAWPS-v0": ("MathEnv", "test", 413),
+    "PolySet-MAWPS-AddSub-v0": ("MathEnv", "test", 85),
+    "PolySet-MAWPS-MultiArith-v0": ("MathEnv", "test", 123),
+    "PolySet-MAWPS-SingleEq-v0": ("MathEnv", "test", 103),
+    "PolySet-MAWPS-SingleOp-v0": ("MathEnv", "test", 102),
 }
 
 
