@@ -246,8 +246,9 @@ def _synthetic(env: EnvSpec, num_steps: int, eval_problems: int, max_new_tokens:
 
 DEMO = Suite(
     name="demo",
-    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny competent-but-biased base",
-    envs=(_synthetic(POLYNOMIAL, 30, 8, 96),),
+    description="README demo: Polynomial, GRPO vs GRPO+DIV vs Poly-EPO, one seed, tiny competent-but-biased base "
+                "(synthetic-cpu's Polynomial settings)",
+    envs=(_synthetic(POLYNOMIAL, 40, 12, 96),),  # the same runs as synthetic-cpu's Polynomial, seed 0
     agents=AGENTS,
     seeds=(0,),
     model="tiny",
