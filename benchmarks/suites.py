@@ -395,6 +395,19 @@ MATH_CPU_EMBEDDING = dataclasses.replace(
     eval_base=False,
 )
 
+POLYNOMIAL_LONG = Suite(
+    name="polynomial-long",
+    description="Polynomial as in synthetic-cpu for 150 steps (3.75x), 3 seeds, same base: does GRPO collapse given "
+                "time?",
+    envs=(_synthetic(POLYNOMIAL, 150, 12, 96),),
+    agents=AGENTS,
+    seeds=(0, 1, 2),
+    model="tiny",
+    train={**_CPU_TRAIN, "eval_steps": 25},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults=dict(_SYNTHETIC_EVAL),
+)
+
 # Ablation on the same base and evaluation as synthetic-cpu's Polynomial: Poly-EPO with diversity counted over
 # correct generations only (an incorrect generation never earns diversity credit: no optimistic exploration).
 ABLATIONS = (
@@ -405,7 +418,7 @@ ABLATIONS = (
           train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
                                                  MATH_CPU_EMBEDDING, *ABLATIONS)}
 
 

@@ -23,6 +23,7 @@ from agents.warmstart import (
 from polyenv.models import format_prompt
 
 POLY = "PolySet-Polynomial-v0"
+COMPETENCE_FLOOR = 0.7  # measured on the suite base: 0.79 (x = -5) to 1.00
 
 
 @pytest.fixture(scope="module")
@@ -167,20 +168,19 @@ def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_polynomial_base_solves_most_prompts_with_requested_mix(tmp_path):
-    """The default tiny warm start (~12 CPU-minutes) on the default env and the env's default prior (x=0 0.85, x=1
-    0.07, x=2 0.05, other 0.03).
+def test_suite_polynomial_base_is_competent_but_biased(tmp_path):
+    """The synthetic suites' Polynomial warm start (~25 CPU-minutes): every x in -5..5 executed when forced, x = 0
+    still the favourite. Thresholds sit below the measured values written in results/synthetic-cpu/README.md."""
+    from benchmarks.suites import POLYNOMIAL
 
-    Measured 2026-11-30: accuracy 0.815, every prompt solved, strategies *attempted* 0.880 / 0.052 / 0.037 / 0.030
-    (total variation 0.03 to the prior). The correct answers are 99% x = 0: the 0.5 M-parameter model picks x = 1 or
-    x = 2 as often as asked and writes the right terms, but its three-term sums are right only 7-10% of the time."""
-    path = warmstart(WarmstartConfig(env_id=POLY, output_dir=str(tmp_path / "poly"), eval_problems=50))
-    ev = json.loads((path / "warmstart.json").read_text())["evaluation"]
-    assert ev["accuracy"] >= 0.8 and ev["solved_share"] >= 0.95
-    requested = ev["requested_weights"]
-    attempted = ev["attempted_family_share"]
-    total_variation = 0.5 * sum(abs(attempted.get(k, 0.0) - requested.get(k, 0.0)) for k in {*requested, *attempted})
-    assert total_variation < 0.1, attempted
+    cfg = {**POLYNOMIAL.warmstart, "env_id": POLYNOMIAL.env_id, "env_kwargs": POLYNOMIAL.env_kwargs}
+    path = warmstart(WarmstartConfig(**cfg, output_dir=str(tmp_path / "poly"), num_threads=1))
+    meta = json.loads((path / "warmstart.json").read_text())
+    competence = {f: row["accuracy"] for f, row in meta["competence"]["families"].items()}
+    assert set(competence) == {f"x={x}" for x in range(-5, 6)}
+    assert min(competence.values()) >= COMPETENCE_FLOOR, competence
+    prior = meta["prior"]
+    assert prior["x=0"] >= 0.6 and max(v for f, v in prior.items() if f != "x=0") <= 0.08, prior
 
 
 def test_competence_report_forces_each_strategy_with_its_prefix():
