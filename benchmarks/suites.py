@@ -418,8 +418,16 @@ ABLATIONS = (
           train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
+# GRPO+DIV matches Poly-EPO at lambda 0.5 on this base: how does it depend on lambda? (one seed each)
+LAMBDA_SWEEP = tuple(
+    Suite(name=f"ablation-grpo-div-lambda{lam}",
+          description=f"Polynomial, GRPO+DIV with diversity bonus lambda = {lam} (synthetic-cpu uses 0.5), one seed",
+          envs=(SYNTHETIC_CPU.envs[0],), agents=("grpo_div",), seeds=(0,), model="tiny",
+          train=dict(SYNTHETIC_CPU.train), agent_train={"grpo_div": {"diversity_lambda": lam}}, eval_base=False)
+    for lam in (0.05, 0.2))
+
 SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
-                                                 MATH_CPU_EMBEDDING, *ABLATIONS)}
+                                                 MATH_CPU_EMBEDDING, *ABLATIONS, *LAMBDA_SWEEP)}
 
 
 def get_suite(name: str) -> Suite:
