@@ -363,22 +363,12 @@ class Policy:
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | None = None, dtype: Any = None,
                         system_prompt: str | None = None, **model_kwargs: Any) -> Policy:
-        """Load a model directory, hub id, or alias (``smollm2-135m``); fp32 on CPU, bf16 on CUDA by default.
-        A model without a loadable tokenizer is a ValueError (raised before the weights are read)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        """Load a model directory, hub id, or alias (``smollm2-135m``) with :func:`polyenv.models.load_causal_lm`;
+        fp32 on CPU, bf16 on CUDA by default. A model without a loadable tokenizer is a ValueError (raised before the
+        weights are read); a local path that does not exist is a FileNotFoundError naming it."""
+        from polyenv.models import load_causal_lm
 
-        from polyenv.models import default_device, resolve_model
-
-        path = resolve_model(str(name_or_path))
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-        except Exception as err:  # transformers raises OSError, ValueError or TypeError depending on what is missing
-            raise ValueError(f"model {name_or_path!r} has no loadable tokenizer ({type(err).__name__}: {err}); the "
-                             "policy needs the model's tokenizer in the same directory or hub repo") from err
-        device = device or default_device()
-        if dtype is None:
-            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **model_kwargs).to(device)
+        model, tokenizer = load_causal_lm(str(name_or_path), device=device, dtype=dtype, **model_kwargs)
         return cls(model, tokenizer, system_prompt=system_prompt)
 
     @property

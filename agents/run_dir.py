@@ -5,10 +5,13 @@
     run_dir/checkpoint/        the latest checkpoint: model + tokenizer (``from_pretrained`` format), optimiser,
                                RNG states, ``trainer_state.json``, and ``COMPLETE`` written last
     run_dir/final/             model + tokenizer of the finished run
-    run_dir/DONE               written last: the run finished ``{"step": num_steps}``
+    run_dir/DONE               written last: the run finished ``{"step": max_steps}``
+    run_dir/tensorboard/       TensorBoard events when ``report_to`` includes ``tensorboard``
     run_dir/FAILED             why a run stopped on a non-finite value
 
-A checkpoint is built in ``checkpoint.tmp`` and swapped in with renames (``checkpoint`` -> ``checkpoint.prev``,
+Metrics rows go to ``metrics.jsonl`` first and then to the trackers of ``report_to`` (accelerate's tracker classes:
+tensorboard, wandb, trackio; imported only when asked for) under namespaced keys (``charts/mean_reward``,
+``losses/clip_frac``, ``perf/time_step``). A checkpoint is built in ``checkpoint.tmp`` and swapped in with renames (``checkpoint`` -> ``checkpoint.prev``,
 ``checkpoint.tmp`` -> ``checkpoint``), so a kill at any moment leaves at least one complete checkpoint, which
 :func:`find_checkpoint` picks by its ``COMPLETE`` marker. Every file written whole goes through :func:`atomic_write`.
 """
@@ -29,8 +32,10 @@ from agents.config import TrainConfig
 from agents.seeding import rng_state, set_rng_state
 
 # Fields that may change when a run is resumed (everything else must match the saved config).
-RESUMABLE_CHANGES = frozenset({"num_steps", "resume", "run_name", "output_dir", "save_steps", "eval_steps",
-                               "log_tensorboard", "num_threads", "progress"})
+RESUMABLE_CHANGES = frozenset({"max_steps", "resume", "run_name", "output_dir", "save_steps", "callback_steps",
+                               "report_to", "num_threads", "progress"})
+TRACKER_PROJECT = "polyenv"
+"""The wandb / trackio project runs are logged to (the run is named after its directory)."""
 CHECKPOINT = "checkpoint"
 COMPLETE = "COMPLETE"
 METRICS = "metrics.jsonl"
@@ -157,7 +162,7 @@ class RunDir:
         self.accelerator = accelerator
         self.is_main = accelerator.is_main_process
         self.metrics_path = self.path / METRICS
-        self.writer: Any = None
+        self.trackers: list[Any] = []
 
     def done_step(self) -> int:
         """The step recorded in ``DONE`` (-1 when the run is not finished)."""
@@ -185,29 +190,25 @@ class RunDir:
         atomic_write(config_path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=repr), durable=False)
         if (self.path / "DONE").is_file() and not done:
             (self.path / "DONE").unlink()  # extending a finished run
-        if cfg.log_tensorboard:
-            self.writer = _tensorboard(self.path, start_step)
+        self.trackers = open_trackers(cfg.report_to, self.path, start_step, cfg.to_dict())
 
     def log(self, row: dict[str, Any]) -> None:
-        """Append a metrics row (and send it to the trackers)."""
+        """Append a metrics row, then send it to the trackers."""
         append_metrics(self.metrics_path, row)
-        if self.writer is None:
-            return
-        for key, value in row.items():
-            if key == "step" or not isinstance(value, (int, float)):
-                continue
-            group = "perf" if key.startswith(("time_", "peak_", "tokens_per")) else (
-                "losses" if key in ("loss", "clip_frac", "approx_kl", "grad_norm", "entropy", "lr") else "charts")
-            self.writer.add_scalar(f"{group}/{key}", value, row["step"])
+        if self.trackers:
+            values = tracker_values(row)
+            for tracker in self.trackers:
+                tracker.log(values, step=int(row["step"]))
 
     def fail(self, err: BaseException) -> None:
         """Record why the run stopped."""
         (self.path / "FAILED").write_text(f"{err}\n")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        """Finish the trackers."""
+        for tracker in self.trackers:
+            tracker.finish()
+        self.trackers = []
 
     # ---- checkpoints (collective) ---------------------------------------------------------------------------------
     def save_model(self, target: Path, model: Any, tokenizer: Any) -> None:
@@ -278,9 +279,56 @@ class RunDir:
         acc.wait_for_everyone()
 
 
-def _tensorboard(path: Path, start_step: int) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as err:
-        raise ImportError("log_tensorboard=True needs tensorboard: pip install tensorboard") from err
-    return SummaryWriter(str(path / "tensorboard"), purge_step=start_step + 1)
+def tracker_key(key: str) -> str:
+    """The namespaced name of a metric for trackers (CleanRL style): ``charts/``, ``losses/`` or ``perf/``."""
+    if key.startswith(("time_", "peak_", "tokens_per")):
+        return f"perf/{key}"
+    if key in ("loss", "clip_frac", "approx_kl", "grad_norm", "entropy", "lr", "kl_ref"):
+        return f"losses/{key}"
+    return f"charts/{key}"
+
+
+def tracker_values(row: dict[str, Any]) -> dict[str, float]:
+    """The numeric values of a metrics row under their tracker names (``step`` is passed separately)."""
+    return {tracker_key(k): float(v) for k, v in row.items()
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def open_trackers(names: Sequence[str], run_dir: Path, start_step: int, config: dict[str, Any]) -> list[Any]:
+    """Start accelerate's trackers for ``report_to`` names: ``tensorboard`` writes ``run_dir/tensorboard`` (events
+    past ``start_step`` of an earlier attempt are purged on resume); ``wandb`` and ``trackio`` log to the project
+    :data:`TRACKER_PROJECT` under the run directory's name, with the config attached."""
+    trackers: list[Any] = []
+    for name in names:
+        try:
+            if name == "tensorboard":
+                import tensorboard  # noqa: F401  (accelerate would fall back to tensorboardX)
+                from accelerate.tracking import TensorBoardTracker
+
+                tracker = TensorBoardTracker("tensorboard", run_dir, purge_step=start_step + 1)
+            elif name == "wandb":
+                import wandb  # noqa: F401
+                from accelerate.tracking import WandBTracker
+
+                tracker = WandBTracker(TRACKER_PROJECT, name=run_dir.name, dir=str(run_dir), config=config,
+                                       resume="allow", id=_tracker_id(run_dir))
+            elif name == "trackio":
+                import trackio  # noqa: F401
+                from accelerate.tracking import TrackioTracker
+
+                tracker = TrackioTracker(TRACKER_PROJECT, name=run_dir.name, config=config, resume="allow",
+                                         auto_log_cpu=False, auto_log_gpu=False)
+            else:
+                raise ValueError(f"unknown tracker {name!r} in report_to; choose from tensorboard, wandb, trackio")
+        except ImportError as err:
+            raise ImportError(f"report_to={name!r} needs the {name} package: pip install {name}") from err
+        tracker.start()
+        trackers.append(tracker)
+    return trackers
+
+
+def _tracker_id(run_dir: Path) -> str:
+    """A stable id per run directory, so that a resumed run continues the same wandb run."""
+    import hashlib
+
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]

@@ -2,9 +2,9 @@
 
     from agents.config import TrainConfig
     from agents.trainer import train
-    run_dir = train(TrainConfig(env_id="PolySet-Polynomial-v0", agent="poly_epo", model="smollm2-135m", num_steps=10))
+    run_dir = train(TrainConfig(env_id="PolySet-Polynomial-v0", agent="poly_epo", model="smollm2-135m", max_steps=10))
 
-    python -m agents.train --env PolySet-Polynomial-v0 --agent grpo --model smollm2-135m --num-steps 10
+    python -m agents.train --env PolySet-Polynomial-v0 --agent grpo --model smollm2-135m --max-steps 10
     accelerate launch --config_file agents/accelerate_configs/ddp.yaml -m agents.train --preset ...   # data parallel
 
 Each step (:meth:`Trainer.step`): B env instances (sharing one judge) are reset with seeds derived from (seed, step,
@@ -43,8 +43,8 @@ SUPPORTED_DISTRIBUTED = frozenset({"NO", "MULTI_CPU", "MULTI_GPU"})
 """accelerate's distributed types the trainer supports: one device, or DDP across processes."""
 
 Callback = Callable[[int, dict, Policy], None]
-"""``callback(step, metrics_row, policy)``: runs on the main process every ``eval_steps`` steps, before the row is
-written (it may add keys, e.g. evaluation scores)."""
+"""``callback(step, metrics_row, policy)``: runs on the main process every ``callback_steps`` steps and at the last
+step, before the row is written (it may add keys, e.g. evaluation scores)."""
 StepEnvs = Callable[[Sequence[Any], list[list[str]]], list[dict[str, Any]]]
 AdvantageFn = Callable[..., Any]
 
@@ -100,7 +100,7 @@ class Trainer:
         self.run_dir = RunDir(resolve_run_dir(cfg, acc), acc)
         self.start_step = 0
         checkpoint = find_checkpoint(self.run_dir.path) if cfg.resume else None
-        self.done = cfg.resume and self.run_dir.done_step() >= cfg.num_steps
+        self.done = cfg.resume and self.run_dir.done_step() >= cfg.max_steps
 
         seed_everything(cfg.seed)
         self.policy = _load_policy(checkpoint or cfg.model, cfg, acc.device)
@@ -190,16 +190,16 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------------------------------
     def run(self) -> Path:
-        """Train from ``start_step + 1`` to ``num_steps``; returns the run directory."""
+        """Train from ``start_step + 1`` to ``max_steps``; returns the run directory."""
         from tqdm.auto import tqdm
 
         cfg, run_dir = self.config, self.run_dir
         if self.done:
             return run_dir.path
-        bar = tqdm(total=cfg.num_steps, initial=self.start_step, disable=not (self.is_main and cfg.progress),
+        bar = tqdm(total=cfg.max_steps, initial=self.start_step, disable=not (self.is_main and cfg.progress),
                    desc=f"{cfg.agent} {cfg.env_id}", dynamic_ncols=True)
         try:
-            for step in range(self.start_step + 1, cfg.num_steps + 1):
+            for step in range(self.start_step + 1, cfg.max_steps + 1):
                 try:
                     row = self.step(step)
                 except NonFiniteError as err:
@@ -207,26 +207,27 @@ class Trainer:
                         run_dir.fail(err)
                     raise
                 if self.is_main:
-                    if self.callbacks and (cfg.eval_steps == 0 or step % cfg.eval_steps == 0
-                                           or step == cfg.num_steps):
+                    if self.callbacks and (cfg.callback_steps == 0 or step % cfg.callback_steps == 0
+                                           or step == cfg.max_steps):
                         for callback in self.callbacks:
                             callback(step, row, self.policy)
                     run_dir.log(row)
                     bar.set_postfix(reward=f"{row['mean_reward']:.3f}", solved=f"{row['frac_prompts_solved']:.2f}",
                                     div=f"{row['distinct_correct_per_prompt']:.2f}", s=f"{row['time_step']:.1f}")
                 bar.update(1)
-                if step % cfg.save_steps == 0 or step == cfg.num_steps:
+                if step % cfg.save_steps == 0 or step == cfg.max_steps:
                     run_dir.save_checkpoint(step, self.model, self.policy.tokenizer, self.optimizer, self.envs)
         finally:
             bar.close()
             run_dir.close()
-        run_dir.finish(cfg.num_steps, self.model, self.policy.tokenizer)
+        run_dir.finish(cfg.max_steps, self.model, self.policy.tokenizer)
         return run_dir.path
 
 
 def train(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> Path:
     """Train ``config`` and return the run directory. ``callbacks(step, metrics_row, policy)`` run on the main
-    process every ``eval_steps`` steps before the row is written (they may add keys, e.g. evaluation scores)."""
+    process every ``callback_steps`` steps and at the last step, before the row is written (they may add keys, e.g.
+    evaluation scores)."""
     return Trainer(config, callbacks).run()
 
 
@@ -269,9 +270,13 @@ def _make_envs(cfg: TrainConfig, count: int) -> list[Any]:
 
 
 def _model_path(name_or_path: str | Path) -> str:
+    from agents.config import missing_model_hint
     from polyenv.models import resolve_model
 
-    return resolve_model(str(name_or_path))
+    try:
+        return resolve_model(str(name_or_path))
+    except FileNotFoundError as err:
+        raise ValueError(f"{err}{missing_model_hint(str(name_or_path))}") from err
 
 
 def _load_policy(source: str | Path, cfg: TrainConfig, device: Any) -> Policy:

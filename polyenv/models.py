@@ -78,8 +78,21 @@ def _dequantise_smollm2(target: Path) -> None:
         raise
 
 
+def looks_like_path(name_or_path: str) -> bool:
+    """True for names that can only be local paths: absolute, ``./``/``../``/``~`` relative, or with more than one
+    ``/`` (a hub id is ``org/name``)."""
+    name = str(name_or_path)
+    return (name.startswith(("/", "./", "../", "~", "\\")) or name in (".", "..") or name.count("/") > 1
+            or os.sep != "/" and os.sep in name)
+
+
 def resolve_model(name_or_path: str) -> str:
-    """Turn an alias (``smollm2-135m``, ``all-minilm-l6-v2``) into a local directory; pass other ids through."""
+    """Turn an alias (``smollm2-135m``, ``all-minilm-l6-v2``) into a local directory; pass other ids through.
+    A name that can only be a local path (:func:`looks_like_path`) and does not exist is a ``FileNotFoundError``
+    saying so (rather than a hub error about repo ids)."""
+    name_or_path = str(name_or_path)
+    if looks_like_path(name_or_path) and not Path(name_or_path).expanduser().exists():
+        raise FileNotFoundError(f"model path {name_or_path!r} does not exist")
     if name_or_path == SMOLLM2_ALIAS:
         target = cache_dir() / "models" / "SmolLM2-135M-Instruct"
         if not (target / "config.json").is_file():
@@ -97,18 +110,25 @@ def default_device() -> str:
 
 
 def load_causal_lm(name_or_path: str, *, device: str | None = None, dtype: Any = None, **kwargs: Any):
-    """Load ``(model, tokenizer)`` for a causal LM; bf16 on CUDA and fp32 on CPU unless ``dtype`` is given.
+    """Load ``(model, tokenizer)`` for a causal LM: the one loader of the project (``agents.policy.Policy`` and the
+    judges use it). bf16 on CUDA and fp32 on CPU unless ``dtype`` is given; ``kwargs`` go to ``from_pretrained``.
 
-    The tokenizer gets a pad token (EOS) when it has none, and left padding for batched generation.
+    The tokenizer is loaded first (a missing one is a ``ValueError`` before any weights are read); it gets a pad
+    token (EOS) when it has none, and left padding for batched generation. A missing local path is a
+    ``FileNotFoundError`` naming it.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(name_or_path)
-    device = device or default_device()
+    device = str(device or default_device())
     if dtype is None:
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:  # transformers raises OSError, ValueError or TypeError depending on what is missing
+        raise ValueError(f"model {name_or_path!r} has no loadable tokenizer ({type(err).__name__}: {err}); the "
+                         "model's tokenizer must be in the same directory or hub repo") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -43,7 +43,7 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def config(tiny: Path, out: Path, **overrides) -> TrainConfig:
-    fields = dict(env_id=PARITY_ID, agent="poly_epo", model=str(tiny), num_steps=2, prompts_per_step=2,
+    fields = dict(env_id=PARITY_ID, agent="poly_epo", model=str(tiny), max_steps=2, prompts_per_step=2,
                   num_generations=4, set_size=2, max_prompt_length=64, max_completion_length=8, learning_rate=1e-3,
                   output_dir=str(out), save_steps=2, progress=False, num_threads=1)
     fields.update(overrides)
@@ -149,7 +149,7 @@ def test_the_loop_uses_the_advantage_modules_values(tiny, tmp_path, monkeypatch,
 
 
 def test_kl_reference_gradient_checkpointing_and_objective_override(tiny, tmp_path):
-    trainer = Trainer(config(tiny, tmp_path, beta=0.05, gradient_checkpointing=True, objective="max", num_steps=2))
+    trainer = Trainer(config(tiny, tmp_path, beta=0.05, gradient_checkpointing=True, objective="max", max_steps=2))
     assert trainer.ref_model is not None and not any(p.requires_grad for p in trainer.ref_model.parameters())
     assert trainer.objective.name == "max" and trainer.envs[0].unwrapped.objective.name == "max"
     first, second = trainer.step(1), trainer.step(2)
@@ -164,7 +164,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_kill_and_resume_reaches_the_same_weights(tiny, tmp_path):
-    full = train(config(tiny, tmp_path / "a", num_steps=3, run_name="run"))
+    full = train(config(tiny, tmp_path / "a", max_steps=3, run_name="run"))
 
     class Killed(Exception):
         pass
@@ -173,7 +173,7 @@ def test_kill_and_resume_reaches_the_same_weights(tiny, tmp_path):
         if step == 3:
             raise Killed  # dies after step 3's update, before its metrics row and checkpoint are written
 
-    cut_cfg = config(tiny, tmp_path / "b", num_steps=3, run_name="run")
+    cut_cfg = config(tiny, tmp_path / "b", max_steps=3, run_name="run")
     with pytest.raises(Killed):
         train(cut_cfg, callbacks=[kill_at_3])
     run = tmp_path / "b" / "run"
@@ -208,12 +208,12 @@ def _weights_from(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_run_directory_contents(tiny, tmp_path):
-    run = train(config(tiny, tmp_path, num_steps=2, agent="grpo", log_tensorboard=True))
+    run = train(config(tiny, tmp_path, max_steps=2, agent="grpo", report_to=["tensorboard"]))
     assert run.name.startswith(f"{PARITY_ID}__grpo__0__")
     for name in ("config.json", "metrics.jsonl", "checkpoint", "final", "DONE", "tensorboard"):
         assert (run / name).exists(), name
     saved = TrainConfig.from_json(run / "config.json")
-    assert saved.agent == "grpo" and saved.num_steps == 2
+    assert saved.agent == "grpo" and saved.max_steps == 2
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     for row in rows:
@@ -226,7 +226,7 @@ def test_run_directory_contents(tiny, tmp_path):
     assert reloaded.tokenizer.eos_token_id == 2
     assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
     with pytest.raises(ValueError, match="already has metrics"):
-        train(config(tiny, tmp_path, num_steps=2, agent="grpo", run_name=run.name))
+        train(config(tiny, tmp_path, max_steps=2, agent="grpo", run_name=run.name))
 
 
 class NaNEnv(ParityEnv):
@@ -246,7 +246,7 @@ def test_nan_reward_stops_with_step_and_keeps_the_last_checkpoint(tiny, tmp_path
     if "RLTest-NaN-v0" not in gym.registry:
         gym.register(id="RLTest-NaN-v0", entry_point=NaNEnv, disable_env_checker=True)
     NaNEnv.scored = 0
-    cfg = config(tiny, tmp_path, env_id="RLTest-NaN-v0", prompts_per_step=1, num_steps=3, save_steps=1,
+    cfg = config(tiny, tmp_path, env_id="RLTest-NaN-v0", prompts_per_step=1, max_steps=3, save_steps=1,
                  run_name="nan")
     with pytest.raises(NonFiniteError, match="step 3: 4 reward"):
         train(cfg)
@@ -312,7 +312,7 @@ def test_presets_build_and_take_overrides():
 def test_cli_end_to_end_on_the_polynomial_env(tiny, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "agents.train", "--env", "PolySet-Polynomial-v0", "--agent", "grpo_div",
-           "--model", str(tiny), "--num-steps", "2", "--prompts-per-step", "2", "--num-generations", "4",
+           "--model", str(tiny), "--max-steps", "2", "--prompts-per-step", "2", "--num-generations", "4",
            "--set-size", "2", "--max-prompt-length", "96", "--max-completion-length", "6", "--output-dir",
            str(tmp_path), "--run-name", "cli", "--save-steps", "1", "--num-threads", "1", "--env-kwargs",
            '{"max_coefficient": 5}', "--no-progress"]
@@ -327,7 +327,7 @@ def test_cli_end_to_end_on_the_polynomial_env(tiny, tmp_path):
     assert saved["env_kwargs"] == {"max_coefficient": 5} and saved["agent"] == "grpo_div"
     bad = subprocess.run([sys.executable, "-m", "agents.train", "--agent", "nope"], cwd=REPO, env=env,
                          capture_output=True, text=True, check=False, timeout=120)
-    assert bad.returncode == 2 and "unknown agent 'nope'" in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
 
 
 def test_explicit_dtype_overrides_the_launchers_mixed_precision(monkeypatch):
@@ -349,3 +349,43 @@ def test_removed_vllm_fields_and_temperature_bounds():
     assert TrainConfig(**base, temperature=2.0).temperature == 2.0
     with pytest.raises(ValueError, match="temperature must be <= 2.0, got 2.5"):
         TrainConfig(**base, temperature=2.5)
+
+
+@pytest.mark.parametrize("name", ["callback_steps", "eval_steps"])  # eval_steps: the deprecated name
+def test_callbacks_run_every_callback_steps_and_at_the_last_step(tiny, tmp_path, name):
+    import warnings
+
+    calls = []
+
+    def evaluate(step, row, policy):
+        calls.append(step)
+        row["eval/score"] = step / 10  # callbacks may add keys to the row before it is written
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        cfg = config(tiny, tmp_path, max_steps=5, save_steps=5, max_completion_length=4, **{name: 2})
+    run = train(cfg, callbacks=[evaluate])
+    assert calls == [2, 4, 5]
+    assert [(r["step"], r.get("eval/score")) for r in read_metrics(run)] == [
+        (1, None), (2, 0.2), (3, None), (4, 0.4), (5, 0.5)]
+
+
+def test_system_prompt_reaches_the_sampled_and_trained_tokens(tiny, tmp_path, monkeypatch):
+    import agents.trainer as trainer_module
+
+    seen = {}
+    real_update = trainer_module.update_policy
+
+    def spy_update(model, optimizer, batch, *args, **kwargs):
+        seen["prompt_ids"] = batch.prompt_ids.clone()
+        return real_update(model, optimizer, batch, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "update_policy", spy_update)
+    system = "You answer in one word."
+    trainer = Trainer(config(tiny, tmp_path, system_prompt=system, max_prompt_length=128))
+    assert trainer.policy.system_prompt == system
+    trainer.step(1)
+    text = trainer.policy.tokenizer.decode(seen["prompt_ids"][0], skip_special_tokens=False)
+    assert f"system\n{system}" in text and "Write a short word number" in text
+    plain = Trainer(config(tiny, tmp_path / "plain", max_prompt_length=128))
+    assert system not in plain.policy.format("Write a short word number 1.")
