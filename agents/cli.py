@@ -8,7 +8,8 @@
     config = parse_config(MyConfig, sys.argv[1:], prog="python -m my.module")
 
 Every field is a flag under its own name (``--num_generations`` or ``--num-generations``) whose help is the field's
-``help`` metadata, written once where the field is defined; ``Literal`` fields list their choices; ``bool`` fields
+``help`` metadata, written once where the field is defined (or, for dataclasses documented Google style, its entry
+in the class docstring's ``Attributes:`` section); ``Literal`` fields list their choices; ``bool`` fields
 take ``--flag``, ``--flag false`` or ``--no-flag``; ``dict`` fields take JSON; ``X | None`` fields take ``none``.
 ``--config FILE`` reads a YAML or JSON file of field values (as TRL's ``--config``), and ``--preset NAME`` starts
 from a named preset when the caller has presets. Precedence: preset < config file < flags. Abbreviated flags are
@@ -39,8 +40,33 @@ def option(default: Any = _MISSING, help: str = "", *, default_factory: Any = _M
 
 
 def field_help(cls: type, name: str) -> str:
-    """The ``help`` text of a dataclass field."""
-    return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
+    """The documentation of a dataclass field: its ``help`` metadata, else its entry in the class docstring's
+    ``Attributes:`` section (Google style; ``a, b: text`` documents both)."""
+    meta = next((f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name), "")
+    return meta or _docstring_attributes(cls).get(name, "")
+
+
+def _docstring_attributes(cls: type) -> dict[str, str]:
+    import inspect
+    import re
+
+    doc = inspect.getdoc(cls) or ""
+    if "Attributes:" not in doc:
+        return {}
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in doc.split("Attributes:", 1)[1].splitlines():
+        entry = re.match(r"^    (\w+(?:, \w+)*): (.*)$", line)
+        if entry:
+            names = entry.group(1).split(", ")
+            for n in names:
+                out[n] = entry.group(2).strip()
+        elif line.startswith("        ") and names:
+            for n in names:
+                out[n] += " " + line.strip()
+        elif line.strip() and not line.startswith(" "):
+            break  # the next section
+    return out
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -89,9 +115,11 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 
 def build_parser(config_cls: type, *, prog: str | None = None, description: str | None = None,
                  presets: Mapping[str, Mapping[str, Any]] | None = None,
-                 choices: Mapping[str, Sequence[Any]] | None = None) -> argparse.ArgumentParser:
+                 choices: Mapping[str, Sequence[Any]] | None = None,
+                 aliases: Mapping[str, Sequence[str]] | None = None) -> argparse.ArgumentParser:
     """An ``HfArgumentParser`` for ``config_cls`` (see the module docstring). ``choices`` adds choices to fields
-    whose values come from a registry rather than a ``Literal``. Unset flags are absent from the namespace."""
+    whose values come from a registry rather than a ``Literal``; ``aliases`` adds flags (``{"learning_rate":
+    ["--lr"]}``). Help comes from :func:`field_help`. Unset flags are absent from the namespace."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(config_cls, prog=prog, description=description, allow_abbrev=False,
@@ -114,12 +142,18 @@ def build_parser(config_cls: type, *, prog: str | None = None, description: str 
             action.type = _none_or(action.type)
         if choices and field.name in choices:
             action.choices = list(choices[field.name])
+        if not action.help:
+            action.help = field_help(config_cls, field.name)
+        for flag in (aliases or {}).get(field.name, ()):
+            if not action.option_strings[0].startswith("--no_"):
+                action.option_strings.append(flag)
+                parser._option_string_actions[flag] = action
         default = field.default if field.default is not _MISSING else (
             field.default_factory() if field.default_factory is not _MISSING else None)
         if action.option_strings[0].startswith("--no_"):
             action.help = f"set {field.name} to False"
-        else:
-            action.help = f"{action.help or ''} (default: {default!r})".strip()
+        else:  # argparse %-formats help strings
+            action.help = f"{action.help or ''} (default: {default!r})".strip().replace("%", "%%")
         action.default = argparse.SUPPRESS  # so that only explicit flags override presets and config files
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of field values (flags override it)")
     if presets:
@@ -130,10 +164,12 @@ def build_parser(config_cls: type, *, prog: str | None = None, description: str 
 
 def parse_config(config_cls: type, argv: Sequence[str] | None = None, *, prog: str | None = None,
                  description: str | None = None, presets: Mapping[str, Mapping[str, Any]] | None = None,
-                 choices: Mapping[str, Sequence[Any]] | None = None) -> Any:
+                 choices: Mapping[str, Sequence[Any]] | None = None,
+                 aliases: Mapping[str, Sequence[str]] | None = None) -> Any:
     """Parse ``argv`` into ``config_cls``: preset, then ``--config`` file, then flags. Bad flags exit with argparse's
     usage error (status 2); bad values raise the config's ``ValueError``."""
-    parser = build_parser(config_cls, prog=prog, description=description, presets=presets, choices=choices)
+    parser = build_parser(config_cls, prog=prog, description=description, presets=presets, choices=choices,
+                          aliases=aliases)
     values = vars(parser.parse_args(argv))
     fields: dict[str, Any] = {}
     preset = values.pop("preset", None)

@@ -20,7 +20,6 @@ weights, and distinct correct strategies per prompt.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -653,52 +652,13 @@ def _save_atomically(model: Any, tokenizer: Any, meta: dict[str, Any], target: P
 
 # ---- CLI -------------------------------------------------------------------------------------------------------
 
-def _json_arg(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({exc})") from exc
-
-
 def parse_args(argv: Sequence[str] | None = None) -> WarmstartConfig:
-    d = WarmstartConfig()
-    p = argparse.ArgumentParser(prog="python -m agents.warmstart", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--env", dest="env_id", default=d.env_id)
-    p.add_argument("--env-kwargs", type=_json_arg, default={}, help="JSON dict of env constructor kwargs")
-    p.add_argument("--model", default=d.model, help="'tiny' or a model name/path (smollm2-135m resolves offline)")
-    p.add_argument("--d-model", type=int, default=d.d_model)
-    p.add_argument("--n-layers", type=int, default=d.n_layers)
-    p.add_argument("--n-heads", type=int, default=d.n_heads)
-    p.add_argument("--mlp-ratio", type=int, default=d.mlp_ratio)
-    p.add_argument("--max-positions", type=int, default=d.max_positions)
-    p.add_argument("--strategy-weights", type=_json_arg, default=None,
-                   help='JSON dict family -> weight, e.g. \'{"x=0": 0.85, "x=1": 0.15}\' (default: the env\'s)')
-    p.add_argument("--num-demos", type=int, default=d.num_demos)
-    p.add_argument("--balanced-demos", type=int, default=d.balanced_demos,
-                   help="equal-weight demonstrations trained on first (0 = none)")
-    p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="default: 3e-3 tiny, 1e-4 otherwise")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--output-dir", default=None, help="default: $POLYENV_CACHE/bases/{env}__{model}__s{seed}")
-    p.add_argument("--num-threads", type=int, default=d.num_threads)
-    p.add_argument("--eval-problems", type=int, default=d.eval_problems)
-    p.add_argument("--eval-samples", type=int, default=d.eval_samples)
-    p.add_argument("--eval-temperature", type=float, default=d.eval_temperature)
-    p.add_argument("--eval-batch-prompts", type=int, default=d.eval_batch_prompts)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--competence-problems", type=int, default=d.competence_problems)
-    p.add_argument("--competence-samples", type=int, default=d.competence_samples)
-    p.add_argument("--save-steps", type=int, default=d.save_steps)
-    ns = p.parse_args(argv)
-    try:
-        return WarmstartConfig(**vars(ns))
-    except ValueError as exc:
-        p.error(str(exc))
-        raise  # unreachable: p.error exits
+    """The ``WarmstartConfig`` of a command line (``agents.cli``: help from the Attributes above, ``--config`` YAML or
+    JSON files, no abbreviations)."""
+    from agents.cli import parse_config
+
+    return parse_config(WarmstartConfig, argv, prog="python -m agents.warmstart", description=__doc__,
+                        aliases={"env_id": ["--env"], "learning_rate": ["--lr"]})
 
 
 def report(base_dir: str | Path) -> dict[str, Any]:

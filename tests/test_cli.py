@@ -162,3 +162,21 @@ def test_validation_helper_refuses_bools_and_names_the_value():
         check_int("k", 0, low=1, optional=True)
     with pytest.raises(ValueError, match=r"unknown mode 'z'; choose one of \['a', 'b'\]"):
         check_choice("mode", "z", ("a", "b"))
+
+
+def test_warm_start_cli_uses_the_shared_helper(capsys):
+    from agents.warmstart import WarmstartConfig
+    from agents.warmstart import parse_args as warmstart_args
+
+    cfg = warmstart_args(["--env", "PolySet-Polynomial-v0", "--lr", "0.01", "--strategy-weights", '{"x=0": 1.0}',
+                          "--max-new-tokens", "none", "--num-demos", "10"])
+    assert cfg == WarmstartConfig(env_id="PolySet-Polynomial-v0", learning_rate=0.01, strategy_weights={"x=0": 1.0},
+                                  max_new_tokens=None, num_demos=10)
+    # help comes from the Attributes section of the class docstring, whole ("5% warm-up" survives %-formatting)
+    assert "5% warm-up" in field_help(WarmstartConfig, "learning_rate")
+    assert field_help(WarmstartConfig, "n_layers") == field_help(WarmstartConfig, "d_model") != ""
+    with pytest.raises(SystemExit):
+        warmstart_args(["--help"])
+    assert "decay, 5% warm-up" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        warmstart_args(["--num-demo", "3"])
