@@ -57,8 +57,9 @@ class TrainConfig:
     env_id: str = option("PolySet-Polynomial-v0", "A registered id (polyenv.ENVIRONMENTS), or 'module:Name-v0'.",
                          aliases=["--env"])
     env_kwargs: dict[str, Any] = option(
-        default_factory=dict, help=        "Extra gymnasium.make kwargs (judge, judge_kwargs, difficulty knobs...). set_size and "
-        "objective may be given here or through the fields below, not both with different values.")
+        default_factory=dict,
+        help="Extra gymnasium.make kwargs (judge, judge_kwargs, difficulty knobs...). set_size and objective may be "
+        "given here or through the fields below, not both with different values.")
     set_size: int | None = option(
         None,
         "n, the size of the sets the objective scores; None = the env's (env.unwrapped.set_size).")
@@ -82,8 +83,8 @@ class TrainConfig:
         "\"none\" (Dr.GRPO, the paper). Only for grpo / grpo_div: set advantages are never "
         "std-scaled.")
     advantage_kwargs: dict[str, Any] = option(
-        default_factory=dict, help=        "Extra keyword arguments for the advantage function, e.g. {\"method\": \"sample\", \"num_sets\": "
-        "70}.")
+        default_factory=dict,
+        help='Extra keyword arguments for the advantage function, e.g. {"method": "sample", "num_sets": 70}.')
 
     # ---- model ------------------------------------------------------------------------------------------------
     model: str = option(
@@ -137,7 +138,8 @@ class TrainConfig:
         "Token-loss aggregation: dr_grpo (per-sequence token sum / max_completion_length, averaged over "
         "sequences; the paper), grpo (per-sequence token mean), dapo (token mean over the "
         "mini-batch), bnpo (token mean over each micro-batch).")
-    max_grad_norm: float | None = option(0.3, "Gradient-norm clip (0 or None disables clipping, the norm is still logged).")
+    max_grad_norm: float | None = option(
+        0.3, "Gradient-norm clip (0 or None disables clipping, the norm is still logged).")
     num_iterations: int = option(
         1,
         "PPO epochs over each batch (TRL's name). With 1 epoch and 1 mini-batch the old log-probs are the "

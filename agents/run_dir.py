@@ -11,9 +11,10 @@
 
 Metrics rows go to ``metrics.jsonl`` first and then to the trackers of ``report_to`` (accelerate's tracker classes:
 tensorboard, wandb, trackio; imported only when asked for) under namespaced keys (``charts/mean_reward``,
-``losses/clip_frac``, ``perf/time_step``). A checkpoint is built in ``checkpoint.tmp`` and swapped in with renames (``checkpoint`` -> ``checkpoint.prev``,
-``checkpoint.tmp`` -> ``checkpoint``), so a kill at any moment leaves at least one complete checkpoint, which
-:func:`find_checkpoint` picks by its ``COMPLETE`` marker. Every file written whole goes through :func:`atomic_write`.
+``losses/clip_frac``, ``perf/time_step``). A checkpoint is built in ``checkpoint.tmp`` and swapped in with renames
+(``checkpoint`` -> ``checkpoint.prev``, ``checkpoint.tmp`` -> ``checkpoint``), so a kill at any moment leaves at
+least one complete checkpoint, which :func:`find_checkpoint` picks by its ``COMPLETE`` marker. Every file written
+whole goes through :func:`atomic_write`.
 """
 
 from __future__ import annotations

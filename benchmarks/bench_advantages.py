@@ -55,7 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     python_f = get_objective(args.objective)
-    generic = lambda r, s: python_f(r, s)
+    def generic(r, s):
+        return python_f(r, s)
 
     print(f"set advantages, objective={args.objective!r}, batch of {args.batch} groups, median of {args.repeats} runs")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")

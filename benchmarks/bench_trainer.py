@@ -69,7 +69,8 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(trainer.step(step))
         rows[-1]["cpu_step"] = time.process_time() - cpu
     timed = rows[1:] or rows
-    mean = lambda key: sum(r[key] for r in timed) / len(timed)
+    def mean(key):
+        return sum(r[key] for r in timed) / len(timed)
     return {
         "side": "ours", "agent": args.agent, "setup_s": setup, "steps_timed": len(timed),
         "step_s": mean("time_step"), "cpu_step_s": mean("cpu_step"), "generate_s": mean("time_generate"),
@@ -160,7 +161,8 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
     trainer.train()
     steps = [b_ - a_ for a_, b_ in zip(timer.marks, timer.marks[1:])]
     timed = list(range(1, len(steps))) or [0]
-    mean = lambda xs: sum(xs[i] for i in timed) / len(timed)
+    def mean(xs):
+        return sum(xs[i] for i in timed) / len(timed)
     gen = [s["generate"] for s in timer.splits]
     score = [s["score"] for s in timer.splits]
     lengths = [log["completions/mean_length"] * b * n for log in timer.logs]

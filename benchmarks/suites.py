@@ -352,7 +352,7 @@ MATH_GPU = Suite(
 # and SVAMP train solutions, the same settings). SVAMP: the easier packaged word problems, train / test carved from
 # one file (polyenv.datasets). The answer judge (one cluster per final answer) is the default diversity judge here;
 # math-cpu-embedding swaps in the embedding judge for the two agents that use one.
-from agents.math_warmstart import MATH_WARMSTART  # plain data; importing it loads no model
+from agents.math_warmstart import MATH_WARMSTART  # noqa: E402 (plain data; importing it loads no model)
 
 _MATH_CPU_WARMSTART = {k: v for k, v in MATH_WARMSTART.items() if k != "env_id"}
 _MATH_CPU_SIZES: dict[str, Any] = {

@@ -19,8 +19,9 @@ procedural generator), ``_load_problem(index) -> Problem`` (deterministic per in
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

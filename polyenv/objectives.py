@@ -13,8 +13,8 @@ Strategy label ``DEGENERATE`` (-1) belongs to no cluster and never counts toward
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -106,7 +106,7 @@ OBJECTIVES: tuple[str, ...] = ("mean", "max", "diversity", "polychromic", "polyc
 ``polychromic_correct`` = polychromic with diversity counted over correct generations only, an ablation)."""
 
 
-def get_objective(objective: Union[str, ObjectiveFn, Objective]) -> Union[Objective, ObjectiveFn]:
+def get_objective(objective: str | ObjectiveFn | Objective) -> Objective | ObjectiveFn:
     """Resolve a name (see :data:`OBJECTIVES`) or pass a callable ``f(rewards, strategies) -> float`` through."""
     if isinstance(objective, Objective):
         return objective

@@ -128,7 +128,8 @@ def test_token_normalised_losses_match_one_process_across_two(tmp_path):
     (tmp_path / "update_batch.py").write_text(BATCH_MODULE)
     script = tmp_path / "update.py"
     script.write_text(UPDATE_SCRIPT.format(tests=str(tmp_path)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(REPO / "agents" / "accelerate_configs" / "ddp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
            "--main_process_port", str(_free_port()), str(script), str(tiny), str(tmp_path)]

@@ -80,7 +80,8 @@ def test_callable_objective_enumerates():
     for method in ("exact", "enumerate"):
         np.testing.assert_allclose(set_advantages(rewards, strategies, 3, spread, method=method), expected, atol=1e-12)
     # a callable twin of a named objective goes through enumeration and agrees with the closed form
-    twin = lambda r, s: get_objective("polychromic")(r, s)
+    def twin(r, s):
+        return get_objective("polychromic")(r, s)
     np.testing.assert_allclose(set_advantages(rewards, strategies, 3, twin), set_advantages(rewards, strategies, 3),
                                atol=1e-12)
 

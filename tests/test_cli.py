@@ -52,8 +52,9 @@ def test_types_of_flags():
     cfg = parse_args(["--env", "PolySet-Polynomial-v0", "--max_steps", "3", "--set-size", "none", "--adam-betas",
                       "0.8", "0.9", "--env-kwargs", '{"max_coefficient": 5}', "--no-progress", "--resume",
                       "--report-to", "tensorboard", "trackio", "--max-grad-norm", "none"])
-    assert (cfg.max_steps, cfg.set_size, cfg.adam_betas, cfg.env_kwargs) == (3, None, (0.8, 0.9), {"max_coefficient": 5})
-    assert (cfg.progress, cfg.resume, cfg.report_to, cfg.max_grad_norm) == (False, True, ["tensorboard", "trackio"], None)
+    assert (cfg.max_steps, cfg.set_size, cfg.adam_betas) == (3, None, (0.8, 0.9))
+    assert cfg.env_kwargs == {"max_coefficient": 5} and (cfg.progress, cfg.resume) == (False, True)
+    assert (cfg.report_to, cfg.max_grad_norm) == (["tensorboard", "trackio"], None)
     assert parse_args(["--gradient-checkpointing", "false"]).gradient_checkpointing is False
     assert parse_args([]) == TrainConfig()
 

@@ -4,7 +4,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import polyenv
 from polyenv import DEGENERATE, step_many
 from polyenv.domains.polynomial import PolynomialEnv
 from polyenv.judges import get_judge

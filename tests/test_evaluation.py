@@ -25,7 +25,8 @@ def _answers(task: dict) -> list[str]:
     """Six completions for a polynomial prompt: (0, c) twice, (1, .), (5, .) (a rare family), a wrong y at x = 0 (a slip
     of the x = 0 strategy), no answer at all."""
     a, b, c = task["a"], task["b"], task["c"]
-    y = lambda x: a * x * x + b * x + c
+    def y(x):
+        return a * x * x + b * x + c
     return [f"({0}, {y(0)})", f"x = 0, y = {y(0)}", f"Answer: (1, {y(1)})", f"(5, {y(5)})", f"(0, {y(0) + 1})",
             "I do not know"]
 

@@ -210,7 +210,7 @@ def test_custom_backend_returning_non_text_falls_back() -> None:
 
 
 # ---- llm judge: OpenAI-compatible HTTP backend against a loopback server ----------------------------------------
-from judge_server import FakeServer, chat_body, http_judge, n_responses
+from judge_server import FakeServer, chat_body, http_judge, n_responses  # noqa: E402 (helpers of this section)
 
 # Four polynomial answers: two writings of x = 0, one x = 1, one with no answer.
 POLY = ["Take x = 0: y = 7, so (0, 7).", "x=0 and y=7", "With x = 1 we get y = 14: (1, 14).", "I am not sure."]

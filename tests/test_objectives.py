@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from polyenv import DEGENERATE
-from polyenv.judges import GenerationResult, JudgeRequest, OracleJudge, AnswerJudge, canonical_labels, get_judge
+from polyenv.judges import AnswerJudge, GenerationResult, JudgeRequest, OracleJudge, canonical_labels, get_judge
 from polyenv.objectives import OBJECTIVES, Objective, get_objective
 
 

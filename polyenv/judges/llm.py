@@ -31,8 +31,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Hashable, Protocol, Sequence
+from typing import Any, Protocol
 
 from polyenv.judges.base import JudgeRequest, StrategyJudge
 from polyenv.objectives import DEGENERATE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 from polyenv.judges.base import JudgeRequest, StrategyJudge
 
