@@ -207,26 +207,24 @@ def _weights_from(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
-def test_run_directory_contents(tiny, tmp_path):
-    run = train(config(tiny, tmp_path, max_steps=2, agent="grpo", report_to=["tensorboard"]))
-    assert run.name.startswith(f"{PARITY_ID}__grpo__0__")
-    for name in ("config.json", "metrics.jsonl", "checkpoint", "final", "DONE", "tensorboard"):
-        assert (run / name).exists(), name
-    saved = TrainConfig.from_json(run / "config.json")
-    assert saved.agent == "grpo" and saved.max_steps == 2
-    rows = read_metrics(run / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2]
-    for row in rows:
-        assert set(METRIC_KEYS) <= set(row)
-        assert all(np.isfinite(row[k]) for k in METRIC_KEYS)
-        assert 0 <= row["mean_reward"] <= 1 and 0 <= row["degenerate_frac"] <= 1 and row["entropy"] > 0
-        assert row["time_step"] >= row["time_generate"] + row["time_update"] and row["tokens_per_s"] > 0
-    # checkpoint/ and final/ load like any model
-    reloaded = Policy.from_pretrained(str(run / "checkpoint"), device="cpu")
-    assert reloaded.tokenizer.eos_token_id == 2
-    assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
-    with pytest.raises(ValueError, match="already has metrics"):
-        train(config(tiny, tmp_path, max_steps=2, agent="grpo", run_name=run.name))
+def test_an_injected_advantage_function_is_the_only_difference(tiny, tmp_path):
+    """Zero advantages from a collaborator passed to the constructor: the loss and the gradient are zero, so the
+    weights do not move; the trainer's own default moves them."""
+    calls = []
+
+    def zero_advantages(agent, rewards, strategies, set_size, **kwargs):
+        calls.append((agent, rewards.shape, set_size))
+        return np.zeros_like(rewards)
+
+    trainer = Trainer(config(tiny, tmp_path, run_name="zero"), advantage_fn=zero_advantages)
+    before = state(trainer.policy.model)
+    row = trainer.step(1)
+    assert calls == [("poly_epo", (2, 4), 2)] and row["loss"] == 0.0 and row["grad_norm"] == 0.0
+    assert all(torch.equal(before[k], v) for k, v in state(trainer.policy.model).items())
+    default = Trainer(config(tiny, tmp_path, run_name="default"))
+    start = state(default.policy.model)
+    default.step(1)
+    assert any(not torch.equal(start[k], v) for k, v in state(default.policy.model).items())
 
 
 class NaNEnv(ParityEnv):
