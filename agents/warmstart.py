@@ -657,8 +657,11 @@ def parse_args(argv: Sequence[str] | None = None) -> WarmstartConfig:
     JSON files, no abbreviations)."""
     from agents.cli import parse_config
 
-    return parse_config(WarmstartConfig, argv, prog="python -m agents.warmstart", description=__doc__,
-                        aliases={"env_id": ["--env"], "learning_rate": ["--lr"]})
+    try:
+        return parse_config(WarmstartConfig, argv, prog="python -m agents.warmstart", description=__doc__,
+                            aliases={"env_id": ["--env"], "learning_rate": ["--lr"]})
+    except ValueError as err:  # a bad value: the config's message, without a traceback
+        raise SystemExit(f"python -m agents.warmstart: error: {err}") from err
 
 
 def report(base_dir: str | Path) -> dict[str, Any]:

@@ -181,3 +181,5 @@ def test_warm_start_cli_uses_the_shared_helper(capsys):
     assert "decay, 5% warm-up" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         warmstart_args(["--num-demo", "3"])
+    with pytest.raises(SystemExit, match="error: .*batch_size"):
+        warmstart_args(["--batch-size", "0"])
