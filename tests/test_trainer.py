@@ -345,7 +345,7 @@ def test_removed_vllm_fields_and_temperature_bounds():
     with pytest.raises(ValueError, match="TRL or verl integration"):
         TrainConfig.from_dict({**base, "use_vllm": True})
     assert TrainConfig(**base, temperature=2.0).temperature == 2.0
-    with pytest.raises(ValueError, match="temperature must be <= 2.0, got 2.5"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0 and <= 2.0, got 2.5"):
         TrainConfig(**base, temperature=2.5)
 
 
