@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-AGENT_LABELS = {"grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO"}
+from benchmarks.suites import AGENT_LABELS, AGENTS
 
 
 def probe_entry(records: Sequence[dict[str, Any]], step: int) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def collect(runs_dir: str | Path) -> list[dict[str, Any]]:
 def headline(rows: Sequence[dict[str, Any]], env: str, metric: str = "distinct_correct") -> dict[str, Any]:
     """At each run's last logged step: per agent the seed values, mean, and Poly-EPO / GRPO (ratio of seed means)."""
     out: dict[str, Any] = {}
-    for agent in AGENT_LABELS:
+    for agent in AGENTS:
         sub = [r for r in rows if r["env"] == env and r["agent"] == agent and r["metric"] == metric]
         last: dict[int, tuple[int, float]] = {}
         for r in sub:
@@ -191,7 +191,7 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> N
         for j, (metric, label) in enumerate((("distinct_correct", "distinct correct strategies / prompt"),
                                              ("cumulative_distinct_correct", "cumulative distinct correct / prompt"))):
             ax = axes[i][j]
-            for agent, name in AGENT_LABELS.items():
+            for agent, name in ((a, AGENT_LABELS[a]) for a in AGENTS):
                 sub = [r for r in rows if r["env"] == env and r["agent"] == agent and r["metric"] == metric]
                 steps = sorted({r["step"] for r in sub})
                 if not steps:
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = write(args.runs, args.out)
     for env in sorted({r["env"] for r in rows}):
         h = headline(rows, env)
-        means = ", ".join(f"{AGENT_LABELS[a]} {h[a]['mean']:.2f}" for a in AGENT_LABELS if a in h)
+        means = ", ".join(f"{AGENT_LABELS[a]} {h[a]['mean']:.2f}" for a in AGENTS if a in h)
         ratio = h.get("poly_epo_over_grpo")
         print(f"{env}: distinct correct strategies per probe prompt at the last step: {means}"
               + (f"; Poly-EPO / GRPO = {ratio:.2f}" if ratio is not None else ""))

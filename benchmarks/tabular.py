@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from agents.advantages import compute_advantages
-
-AGENTS = ("grpo", "grpo_div", "poly_epo")
-LABELS = {"grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO", "base": "base"}
+from benchmarks.suites import AGENT_LABELS as LABELS
+from benchmarks.suites import AGENTS
 
 
 @dataclass
