@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,6 +73,9 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
     metadata = {"render_modes": []}
     default_judge: str = "answer"
     splits: tuple[str, ...] = ("train", "test")
+    verify_threads: int = 1
+    """Generations :meth:`verify` scores at once, on threads. Leave 1 for pure-Python verifiers (the GIL serialises
+    them anyway); a domain whose verifier waits on other processes (maths: the math-verify worker pool) sets more."""
 
     def __init__(
         self,
@@ -190,23 +194,25 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         long, binary, looping, random characters, an echo of the prompt), what the domain's verifier rejects, and,
         unless ``cluster_unanswered``, a generation with no final answer (reward and reason are kept)."""
         problem = self.problem
-        out = []
-        for text in generations:
-            reason = screen_generation(text, self.max_generation_chars)
-            if reason is not None:
-                out.append(GenerationResult.failed(reason))
-                continue
-            try:
-                result = self._score_generation(problem, text)
-            except Exception as exc:  # a verifier bug must not crash a training run; it is reported instead
-                result = GenerationResult.failed(f"verifier error: {type(exc).__name__}: {exc}"[:300])
-            echo = None if result.degenerate else echo_reason(text, problem.prompt)
-            if echo is not None:  # after the verifier, so that its own reason wins when it rejects the text anyway
-                result = GenerationResult.failed(echo, **result.details)
-            elif result.answer is None and not result.degenerate and not self.cluster_unanswered:
-                result = replace(result, degenerate=True, error=result.error or "no final answer")
-            out.append(result)
-        return out
+        if self.verify_threads > 1 and len(generations) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.verify_threads, len(generations))) as pool:
+                return list(pool.map(lambda text: self._verify_one(problem, text), generations))
+        return [self._verify_one(problem, text) for text in generations]
+
+    def _verify_one(self, problem: Problem, text: str) -> GenerationResult:
+        reason = screen_generation(text, self.max_generation_chars)
+        if reason is not None:
+            return GenerationResult.failed(reason)
+        try:
+            result = self._score_generation(problem, text)
+        except Exception as exc:  # a verifier bug must not crash a training run; it is reported instead
+            result = GenerationResult.failed(f"verifier error: {type(exc).__name__}: {exc}"[:300])
+        echo = None if result.degenerate else echo_reason(text, problem.prompt)
+        if echo is not None:  # after the verifier, so that its own reason wins when it rejects the text anyway
+            return GenerationResult.failed(echo, **result.details)
+        if result.answer is None and not result.degenerate and not self.cluster_unanswered:
+            return replace(result, degenerate=True, error=result.error or "no final answer")
+        return result
 
     def finish(self, results: Sequence[GenerationResult], labels: Sequence[int], judge_failures: int = 0
                ) -> dict[str, Any]:

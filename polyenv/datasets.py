@@ -418,11 +418,14 @@ def _how_to(dataset: str, split: str, repo: str, hub_split: str, config: str | N
     title = MATH_DATASETS[dataset].title if dataset in MATH_DATASETS else dataset
     cfg = f", {config!r}" if config else ""
     stem = dataset.replace("/", "_")
+    renamed = (f" (the hub names this split {hub_split!r}; the exported file is read as split={split!r})"
+               if hub_split != split else "")
     return (
         f"cannot load {title} (dataset={dataset!r}, split={split!r}) from the Hugging Face Hub ({repo}): {why}. "
         f"To get the data: (1) on a machine with hub access, either cache it (`huggingface-cli download --repo-type "
         f"dataset {repo}`) and run here with HF_HUB_OFFLINE=1, or export it with `python -c \"import datasets; "
-        f"datasets.load_dataset('{repo}'{cfg}, split='{hub_split}').to_json('{stem}.jsonl')\"`; (2) pass the file: "
+        f"datasets.load_dataset('{repo}'{cfg}, split='{hub_split}').to_json('{stem}.jsonl')\"`{renamed}; (2) pass "
+        "the file: "
         f"MathEnv(dataset={dataset!r}, data_files='{stem}.jsonl') (any JSON/JSONL/Parquet/CSV file with a problem and "
         "an answer column; problem_key=/answer_key= name them if needed)."
     )

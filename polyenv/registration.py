@@ -1,7 +1,12 @@
 """Registers every ``PolySet-*-v0`` id with Gymnasium (runs when ``polyenv`` is imported).
 
-Entry points are resolved lazily, so importing ``polyenv`` stays cheap and a domain's heavy dependencies load only
-when one of its environments is made. Unknown constructor kwargs raise a ``TypeError`` that lists the valid ones.
+Each id is registered with *all* its keyword arguments and their defaults, read from the constructors along the
+class's MRO (a domain's ``__init__(self, *, own_knob=..., **kwargs)`` forwards the :class:`~polyenv.SetEnv` keywords
+to ``super().__init__`` and need not repeat them), so ``env.spec.kwargs`` shows every setting an environment was made
+with and ``gym.pprint_registry()`` lists the ids under their own ``PolySet`` heading. Domain modules are imported to
+read their signatures (~0.1 s); their heavy dependencies (torch, sympy, sentence-transformers, datasets) load only
+when an environment needs them. An unknown keyword raises :class:`UnknownEnvKwargsError` (a ``ValueError``, so that
+Gymnasium passes it on as it is instead of chaining a second traceback onto it) naming the valid ones.
 """
 
 from __future__ import annotations
@@ -40,33 +45,61 @@ OFFLINE_IDS: tuple[str, ...] = tuple(
 """Ids that work on a machine with no model or dataset hub."""
 
 
+class UnknownEnvKwargsError(ValueError):
+    """``gym.make`` got a keyword argument the environment does not take."""
+
+
 def _load_class(entry_point: str) -> type:
     module, name = entry_point.split(":")
     return getattr(importlib.import_module(module), name)
 
 
+def constructor_kwargs(cls: type) -> dict[str, Any]:
+    """Keyword arguments of ``cls(...)`` with their defaults (``inspect.Parameter.empty`` when required), following
+    ``**kwargs`` up the MRO: a constructor that takes ``**kwargs`` passes them to the next ``__init__``."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        for name, p in params.items():
+            if name == "self" or p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            out.setdefault(name, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) or klass is gym.Env:
+            break
+    return out
+
+
 class _Creator:
-    """Entry point that imports the class on first use and checks kwargs against its signature."""
+    """Entry point that imports the class on first use and checks kwargs against its constructors."""
 
     def __init__(self, entry_point: str) -> None:
         self.entry_point = entry_point
 
     def __call__(self, **kwargs: Any) -> gym.Env:
         cls = _load_class(self.entry_point)
-        params = inspect.signature(cls.__init__).parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            valid = sorted(n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL)
-            unknown = sorted(set(kwargs) - set(valid))
-            if unknown:
-                raise TypeError(f"{cls.__name__} got unknown keyword argument(s) {unknown}; valid ones are {valid}")
+        valid = constructor_kwargs(cls)
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise UnknownEnvKwargsError(f"{cls.__name__} got unknown keyword argument(s) {unknown}; valid ones are "
+                                        f"{sorted(valid)}")
         return cls(**kwargs)
 
     def __repr__(self) -> str:
         return self.entry_point
 
 
+def default_kwargs(entry_point: str, registered: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs to register: every constructor keyword with its default, then the id's own values."""
+    defaults = {k: v for k, v in constructor_kwargs(_load_class(entry_point)).items()
+                if v is not inspect.Parameter.empty}
+    return {**defaults, **registered}
+
+
 def register_all() -> None:
     for env_id, (entry_point, kwargs) in ENVIRONMENTS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=_Creator(entry_point), kwargs=dict(kwargs),
+            gym.register(id=env_id, entry_point=_Creator(entry_point), kwargs=default_kwargs(entry_point, kwargs),
                          disable_env_checker=False, order_enforce=True)

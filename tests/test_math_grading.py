@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import select
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +21,9 @@ from polyenv.math_grading import (
     fast_compare,
     gibberish_reason,
     grade_answer,
+    grade_answers,
     grade_generation,
+    prescreen,
     reference_answer,
     repetitive_tail_reason,
 )
@@ -166,7 +169,11 @@ def test_adversarial_answers_score_within_the_time_limit(warm_worker, answer):
     t0 = time.perf_counter()
     grade = grade_generation(f"Therefore the answer is $\\boxed{{{answer}}}$.", "5", timeout=TIMEOUT)
     assert time.perf_counter() - t0 < TIMEOUT + SLACK
-    assert not grade.correct
+    assert not grade.correct and grade.method == "rejected" and "too large" in grade.error  # never reaches sympy
+    t0 = time.perf_counter()
+    unscreened = grade_generation(f"\\boxed{{{answer}}}", "5", timeout=TIMEOUT, screen=False, cache=False)
+    assert time.perf_counter() - t0 < TIMEOUT + SLACK  # the deadline holds for what the screens let through
+    assert not unscreened.correct
 
 
 def test_malformed_and_huge_inputs_never_raise(warm_worker):
@@ -228,12 +235,12 @@ def test_worker_whose_parent_is_gone_exits_instead_of_respawning():
     import sys
     import uuid
 
-    from polyenv import math_grading
+    from polyenv.math_grading import worker
 
     marker = f"POLYENV_TEST_WORKER={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
     proc = subprocess.Popen(
-        [sys.executable, "-c", math_grading._BOOTSTRAP, math_grading.__file__, "2048"],
+        [sys.executable, "-c", worker._BOOTSTRAP, worker.__file__, "2048"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )
     proc.stdout.close()  # the parent stops listening before the worker says "ready"
@@ -261,7 +268,8 @@ CASES = [  # (generation, reference, time limit, expected correct); the math-ver
 
 
 def grade_case(text: str, reference: str, timeout: float):
-    return grade_generation(text, reference, timeout=timeout)
+    # Screens and cache off: the last case must reach math-verify and time out there (the screens reject it).
+    return grade_generation(text, reference, timeout=timeout, screen=False, cache=False)
 
 
 def test_grading_off_the_main_thread(warm_worker):
@@ -296,3 +304,94 @@ def test_gibberish_and_loops_are_flagged_but_real_solutions_are_not():
             assert gibberish_reason(row[key]) is None, row[key][:200]
             assert gibberish_reason(row["problem" if "problem" in row else "question"]) is None
     assert gibberish_reason("这是一个很长的中文解答。" * 30) is None  # other scripts are not gibberish
+
+
+# ---- screens, cache and pool ------------------------------------------------------------------------------------
+EXPLODING = [
+    r"3^{3^{3^{3}}}", r"9^{9^{9^{9}}}", r"10^{10^{10}}", r"\binom{10^8+3}{5 \cdot 10^7}", r"\dbinom{100000000}{50000000}",
+    r"(x+3)^{100000}", r"(x+y)^{1000}", r"(1000001)!", r"100000!", r"2^{-100000}", r"\left(2\right)^{10^{6}}",
+]
+HARMLESS = [r"2^{2^{2^{2}}}", r"2^{4950}", r"1000!", r"\binom{10^8}{2}", r"(x+1)^{10}", r"7z^{96}(4z+1)", r"x^{y^{z}}",
+            r"e^{i\pi}", r"\frac{1}{2}", r"\left( 3, \frac{\pi}{2} \right)", r"\sqrt[3]{2}", r"1,\!000,\!000"]
+
+
+@pytest.mark.parametrize("answer", EXPLODING)
+def test_screens_reject_exploding_answers(answer):
+    reason = prescreen(answer)
+    assert reason is not None and "too large" in reason
+    grade = grade_answer(answer, "5")
+    assert grade.method == "rejected" and not grade.correct
+
+
+def test_screens_pass_harmless_answers_and_every_reference():
+    assert [prescreen(a) for a in HARMLESS] == [None] * len(HARMLESS)
+    refs = []
+    for name, split in [("math", "train"), ("math", "test"), ("minerva", "test")]:
+        refs += load_math_dataset(name, split, source="package").answers
+    assert len(refs) > 8_000  # MATH train (7,498), MATH-500, Minerva
+    assert [r for r in refs if prescreen(r) is not None] == []
+
+
+def test_identical_reference_answer_is_exact_even_when_it_would_be_screened():
+    assert grade_answer("10^{10^{10}}", "10^{10^{10}}").method == "exact"
+
+
+class CountingPool:
+    """A real worker pool that counts the comparisons it is asked for."""
+
+    def __init__(self, pool):
+        self.pool, self.size, self.calls = pool, pool.size, []
+        self.lock = threading.Lock()
+
+    def compare(self, gold, pred, timeout):
+        with self.lock:
+            self.calls.append(pred)
+        return self.pool.compare(gold, pred, timeout)
+
+
+def test_identical_answers_are_graded_once(warm_worker):
+    from polyenv.math_grading import GRADE_CACHE, default_pool
+
+    GRADE_CACHE.clear()
+    counting = CountingPool(default_pool())
+    pairs = [(r"\sqrt{117}", r"3\sqrt{13}")] * 6 + [(r"x^2+2x+1", "(x+1)^2")] * 5 + [("9^{9^{9^{9}}}", "5")] * 4
+    grades = grade_answers(pairs, timeout=GENEROUS, worker=counting, threads=4)
+    assert [g.correct for g in grades] == [True] * 11 + [False] * 4
+    assert sorted(counting.calls) == sorted([r"\sqrt{117}", r"x^2+2x+1"])  # once each; the tower never reaches it
+    assert GRADE_CACHE.misses == 2 and GRADE_CACHE.hits == 9
+    again = grade_answers(pairs[:1], timeout=GENEROUS, worker=counting)  # a later step: from the cache
+    assert again[0].correct and len(counting.calls) == 2
+
+
+def test_pool_spreads_comparisons_and_keeps_each_deadline():
+    from polyenv.math_grading import WorkerPool
+
+    pool = WorkerPool(2)
+    try:
+        pool.start()
+        for i in range(2):
+            pool.worker(i).compare("1", "1", 60.0)
+        slow = [(f"{k}^{{{k}^{{{k}^{{{k}}}}}}}", "5") for k in (7, 8)]  # unscreened: math-verify runs past the deadline
+        grades = grade_answers(slow + [(r"\sqrt{117}", r"3\sqrt{13}")], timeout=TIMEOUT, worker=pool, screen=False,
+                               cache=False, threads=2)
+        assert [g.method for g in grades] == ["timeout", "timeout", "math-verify"] and grades[2].correct
+        assert all(g.seconds < TIMEOUT + SLACK for g in grades[:2])
+        for w in pool.workers:  # a spare announces itself on the next request
+            assert w.compare(r"\frac{1}{3}", "1/3", GENEROUS) == (True, None)
+        assert [w.restarts for w in pool.workers] == [1, 1]  # each worker missed one deadline: both ran at once
+    finally:
+        pool.close()
+
+
+def test_pool_size_from_the_environment(monkeypatch):
+    from polyenv.math_grading import WorkerPool, default_pool_size
+
+    monkeypatch.setenv("POLYENV_GRADING_WORKERS", "3")
+    assert default_pool_size() == 3 and WorkerPool().size == 3
+    monkeypatch.setenv("POLYENV_GRADING_WORKERS", "zero")
+    with pytest.raises(ValueError, match="POLYENV_GRADING_WORKERS"):
+        default_pool_size()
+    monkeypatch.delenv("POLYENV_GRADING_WORKERS")
+    assert 1 <= default_pool_size() <= 8
+    with pytest.raises(ValueError, match="size"):
+        WorkerPool(0)

