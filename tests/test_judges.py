@@ -360,18 +360,101 @@ def check_honest_counts(judge: LLMJudge, n_requests: int, max_retries: int) -> N
     assert s["malformed"] + s["backend_errors"] == s["retries"] + s["failures"]
 
 
-def test_local_smollm2_returns_valid_labels_and_counts_failures_honestly(one_thread: None) -> None:
-    judge = get_judge("llm", max_new_tokens=24, max_retries=0, batch_size=2, device="cpu")
+def test_local_smollm2_constrained_labels_are_always_valid(one_thread: None) -> None:
+    """The real SmolLM2-135M, constrained to the label grammar: every reply is a valid clustering (no fallback)."""
+    judge = get_judge("llm", max_retries=0, device="cpu")
+    assert judge.constrained
+    eight = [f"x = {k % 3}: y = {(k % 3) ** 2 + 6 * (k % 3) + 7}. Answer: ({k % 3}, {(k % 3) ** 2 + 6 * (k % 3) + 7})"
+             for k in range(8)]
+    reqs = [request(POLY, [*POLY_CTX[:3], bad()], prompt="Find integers x, y with y = x^2 + 6x + 7."),
+            request([EUCLID_1, EULER_1, "zzz"], [ok(), ok(), bad()], prompt="Prove there are infinitely many primes."),
+            request(eight, prompt="Find integers x, y with y = x^2 + 6x + 7.")]
+    labels = judge.label(reqs)
+    assert [len(lab) for lab in labels] == [4, 3, 8]
+    assert labels[0][3] == D and labels[1][2] == D  # degenerate for the env: never shown to the model
+    for lab in labels:
+        kept = [x for x in lab if x != D]
+        assert kept == [] or kept[0] == 0 and sorted(set(kept)) == list(range(len(set(kept))))
+    assert judge.stats["fallbacks"] == judge.stats["malformed"] == judge.stats["retries"] == 0
+    assert judge.stats["calls"] == 3 and judge.last_fallback == [False, False, False]
+
+
+@pytest.mark.slow
+def test_local_smollm2_free_json_counts_failures_honestly(one_thread: None) -> None:
+    judge = get_judge("llm", max_new_tokens=24, max_retries=0, batch_size=2, device="cpu", structured=False)
+    assert not judge.constrained
     reqs = [request(POLY, POLY_CTX, prompt="Find integers x, y with y = x^2 + 6x + 7."),
             request([EUCLID_1, EULER_1, "zzz"], [ok(), ok(), bad()], prompt="Prove there are infinitely many primes.")]
     labels = judge.label(reqs)
     assert [len(lab) for lab in labels] == [4, 3]
     assert labels[1][2] == D
-    for lab in labels:
-        kept = [x for x in lab if x != D]
-        assert kept == [] or kept[0] == 0 and sorted(set(kept)) == list(range(len(set(kept))))
     check_honest_counts(judge, 2, 0)
     assert judge.stats["calls"] == 2
+
+
+def test_constrained_labels_become_the_json_answer() -> None:
+    from polyenv.judges.local_backend import labels_to_answer
+
+    answer = labels_to_answer(["A", "B", "none", "A", "C", "B"])
+    assert json.loads(answer)["degenerate"] == [3]
+    assert parse_judge_answer(answer, 6) == [0, 1, D, 0, 2, 1]
+    messages = build_messages("P", ["a", "b"], answer_format="labels")
+    assert "Response 1: group A" in messages[1]["content"] and "JSON" not in messages[1]["content"]
+    with pytest.raises(ValueError, match="answer_format"):
+        build_messages("P", ["a"], answer_format="yaml")
+
+
+class LabellingBackend:
+    """A backend with a constrained ``label`` method: the judge must call it, with the number of responses."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
+    def complete(self, conversations: Any, *, temperature: float, max_new_tokens: int) -> list[Any]:
+        raise AssertionError("a constrained judge must not call complete()")
+
+    def label(self, conversations: Any, counts: Any, *, temperature: float) -> list[Any]:
+        from polyenv.judges.local_backend import labels_to_answer
+
+        self.counts.extend(counts)
+        assert all("Response 1: group A" in c[1]["content"] for c in conversations)
+        return [labels_to_answer(["A"] * n) for n in counts]
+
+
+def test_judge_uses_a_backends_constrained_labels() -> None:
+    backend = LabellingBackend()
+    judge = LLMJudge(backend=backend, fallback="answer")
+    assert judge.constrained
+    ctx = [*POLY_CTX[:3], bad()]
+    assert judge.label([request(POLY, ctx), request(["a", "b"])]) == [[0, 0, 0, D], [0, 0]]
+    assert backend.counts == [3, 2]  # the degenerate fourth generation is not sent
+    assert not LLMJudge(backend=backend, fallback="answer", structured=False).constrained
+
+
+def test_http_backend_sends_the_json_schema(server: FakeServer) -> None:
+    from polyenv.judges.llm import CLUSTERS_SCHEMA
+
+    def reply(payload: dict[str, Any]) -> tuple[int, str]:  # a server that honours only schema-constrained requests
+        fmt = payload.get("response_format") or {}
+        if fmt.get("type") != "json_schema" or fmt["json_schema"]["schema"] != CLUSTERS_SCHEMA:
+            return 400, '{"error": "this test server needs a json_schema response_format"}'
+        n = n_responses(payload)
+        return 200, chat_body(json.dumps({"clusters": [{"id": 1, "strategy": "s", "members": list(range(1, n + 1))}],
+                                          "degenerate": []}))
+
+    server.reply = reply
+    judge = http_judge(server)
+    assert judge.label([request(POLY, POLY_CTX)]) == [[0, 0, 0, 0]] and judge.stats["failures"] == 0
+    fmt = server.requests[0]["response_format"]
+    assert fmt["json_schema"]["strict"] is True and fmt["json_schema"]["name"] == "strategy_clusters"
+    assert set(fmt["json_schema"]["schema"]["required"]) == {"clusters", "degenerate"}
+    unstructured = http_judge(server, structured=False)  # no schema: this server refuses, the judge falls back
+    assert unstructured.label([request(POLY, POLY_CTX)]) == [[0, 0, 1, D]] and unstructured.stats["failures"] == 1
+    assert "response_format" not in server.requests[-1]
+    http_judge(server, structured=False, json_mode=True).label([request(POLY, POLY_CTX)])
+    assert server.requests[-1]["response_format"] == {"type": "json_object"}
+    with pytest.raises(ValueError, match="json_mode"):
+        http_judge(server, json_mode=True)
 
 
 @pytest.mark.slow
