@@ -11,8 +11,8 @@
 from polyenv.core import Problem, SetEnv, step_many
 from polyenv.judges import JUDGES, GenerationResult, JudgeRequest, StrategyJudge, get_judge
 from polyenv.objectives import DEGENERATE, OBJECTIVES, Objective, get_objective
-from polyenv.registration import ENVIRONMENTS, OFFLINE_IDS, register_all
-from polyenv.spaces import UnicodeText
+from polyenv.registration import ENVIRONMENTS, OFFLINE_IDS, pprint_registry, register_all
+from polyenv.spaces import GenerationSet, UnicodeText
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "OBJECTIVES",
     "OFFLINE_IDS",
     "GenerationResult",
+    "GenerationSet",
     "JudgeRequest",
     "Objective",
     "Problem",
@@ -33,5 +34,6 @@ __all__ = [
     "UnicodeText",
     "get_judge",
     "get_objective",
+    "pprint_registry",
     "step_many",
 ]

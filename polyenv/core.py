@@ -6,8 +6,9 @@
     _, reward, terminated, truncated, info = env.step(["(0, 7)", "x = 1, y = 12", "(2, 21)", "no idea"])
     info["rewards"], info["correct"], info["strategies"], info["diversity"], info["errors"]
 
-``reward`` is the environment's set objective over exactly the strings passed (any non-empty number of them; the
-action space advertises ``set_size`` strings). An agent that samples a pool of N > n generations passes the whole
+``reward`` is the environment's set objective over exactly the strings passed: any non-empty list or tuple of
+strings, which is what the action space (:class:`polyenv.spaces.GenerationSet`) contains; its ``sample()`` draws
+``set_size`` of them. ``render_mode="ansi"`` makes ``render()`` return the last step as text. An agent that samples a pool of N > n generations passes the whole
 pool once, then scores the n-subsets of the pool from ``info["rewards"]`` / ``info["strategies"]`` with
 ``env.unwrapped.objective``: the judge then runs once per prompt, as in the paper.
 
@@ -26,11 +27,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from polyenv.judges import GenerationResult, JudgeRequest, StrategyJudge, get_judge
 from polyenv.objectives import DEGENERATE, Objective, distinct_strategies, get_objective
-from polyenv.spaces import UnicodeText
+from polyenv.spaces import GenerationSet, UnicodeText
 from polyenv.text import MAX_GENERATION_CHARS, echo_reason, screen_generation
 
 MAX_PROMPT_CHARS = 32_768
@@ -70,7 +70,7 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
             diversity), whatever the judge.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
     default_judge: str = "answer"
     splits: tuple[str, ...] = ("train", "test")
     verify_threads: int = 1
@@ -93,8 +93,9 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
             raise ValueError(f"set_size must be a positive integer, got {set_size!r}")
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r} for {type(self).__name__}; choose one of {list(self.splits)}")
-        if render_mode is not None:
-            raise ValueError(f"{type(self).__name__} has no render modes, got render_mode={render_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"{type(self).__name__} renders {self.metadata['render_modes']} (or None), got "
+                             f"render_mode={render_mode!r}")
         if max_generation_chars < 1:
             raise ValueError(f"max_generation_chars must be >= 1, got {max_generation_chars}")
         if not isinstance(cluster_unanswered, bool):
@@ -107,9 +108,10 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         self.max_generation_chars = int(max_generation_chars)
         self.render_mode = render_mode
         self.observation_space = UnicodeText(MAX_PROMPT_CHARS)
-        self.action_space = spaces.Tuple([UnicodeText(self.max_generation_chars) for _ in range(self.set_size)])
+        self.action_space = GenerationSet(self.max_generation_chars, self.set_size)
         self._problem: Problem | None = None
         self._index: int | None = None
+        self._last: tuple[list[str], dict[str, Any]] | None = None  # the last step's generations and info
 
     # ---- domain hooks -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -164,6 +166,7 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
             index = int(self.np_random.integers(0, UNBOUNDED_INDEX if n is None else n))
         self._problem = self.get_problem(index)
         self._index = int(index)
+        self._last = None
         return self._problem.prompt, self._reset_info()
 
     def _reset_info(self) -> dict[str, Any]:
@@ -184,7 +187,27 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         before = self.judge.stats.get("failures", 0)
         (labels,) = self.judge.label([JudgeRequest(self.problem.prompt, generations, results)])
         info = self.finish(results, labels, judge_failures=self.judge.stats.get("failures", 0) - before)
+        self._last = (generations, info)
         return self.problem.prompt, info["set_reward"], True, False, info
+
+    def render(self) -> str | None:
+        """``render_mode="ansi"``: the prompt, then each generation of the last step with its reward, strategy label
+        and error, then the set reward, as text (``None`` for other modes). Long texts are shortened in the middle."""
+        if self.render_mode != "ansi":
+            return None
+        if self._problem is None:
+            return f"{type(self).__name__}: no problem yet (call reset())\n"
+        lines = [f"problem {self._problem.id}", "prompt: " + _shorten(self._problem.prompt, 400)]
+        if self._last is None:
+            return "\n".join(lines) + "\n(no step yet)\n"
+        generations, info = self._last
+        for i, (text, r, s, err) in enumerate(zip(generations, info["rewards"], info["strategies"], info["errors"])):
+            label = "degenerate" if s == DEGENERATE else f"strategy {s}"
+            lines.append(f"[{i}] reward {r:g}  {label}" + (f"  ({err})" if err else ""))
+            lines.append("    " + _shorten(text, 200).replace("\n", "\n    "))
+        lines.append(f"set reward {info['set_reward']:.4g} = objective(rewards, strategies); mean reward "
+                     f"{info['mean_reward']:.4g}, diversity {info['diversity']:.4g}, judge {info['judge']}")
+        return "\n".join(lines) + "\n"
 
     # ---- pieces of step, public so a trainer can batch the judge over many prompts (see polyenv.step_many) ------
     def verify(self, generations: Sequence[str]) -> list[GenerationResult]:
@@ -259,6 +282,13 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
                 f"judge={self.judge.name!r})")
 
 
+def _shorten(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return f"{text[:half]} [... {len(text) - max_chars} characters ...] {text[-half:]}"
+
+
 def step_many(envs: Sequence[SetEnv], generation_sets: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     """Score one set per environment with a single batched judge call (envs must share one judge instance, e.g.
     built with the same ``judge=`` object). Returns the ``info`` dict each ``env.step`` would have returned."""
@@ -275,4 +305,7 @@ def step_many(envs: Sequence[SetEnv], generation_sets: Sequence[Sequence[str]]) 
     before = judge.stats.get("failures", 0)
     labels = judge.label([JudgeRequest(e.problem.prompt, g, r) for e, g, r in zip(envs, sets, results)])
     failures = judge.stats.get("failures", 0) - before
-    return [e.finish(r, lab, judge_failures=failures) for e, r, lab in zip(envs, results, labels)]
+    infos = [e.finish(r, lab, judge_failures=failures) for e, r, lab in zip(envs, results, labels)]
+    for e, g, info in zip(envs, sets, infos):
+        e._last = (g, info)
+    return infos

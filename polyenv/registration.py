@@ -103,3 +103,20 @@ def register_all() -> None:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=_Creator(entry_point), kwargs=default_kwargs(entry_point, kwargs),
                          disable_env_checker=False, order_enforce=True)
+
+
+def pprint_registry(*, disable_print: bool = False) -> str:
+    """Print (and return) the PolySet ids as a table: id, environment class, offline or not, default judge and the
+    id's own keyword arguments. ``gym.pprint_registry()`` lists them too, among every other registered id."""
+    rows = [("id", "class", "offline", "default judge", "id kwargs")]
+    for env_id, (entry_point, kwargs) in ENVIRONMENTS.items():
+        cls = _load_class(entry_point)
+        rows.append((env_id, cls.__name__, "yes" if env_id in OFFLINE_IDS else "hub/files",
+                     str(getattr(cls, "default_judge", "?")), ", ".join(f"{k}={v!r}" for k, v in kwargs.items())))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    text = "===== PolySet (polyenv) =====\n" + "\n".join(lines) + "\n"
+    if not disable_print:
+        print(text, end="")
+    return text

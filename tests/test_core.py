@@ -7,6 +7,7 @@ import pytest
 from polyenv import DEGENERATE, step_many
 from polyenv.domains.polynomial import PolynomialEnv
 from polyenv.judges import get_judge
+from polyenv.registration import UnknownEnvKwargsError
 
 
 def _answers(env, xs):
@@ -100,7 +101,7 @@ def test_make_vec_sync_returns_one_prompt_per_env():
 
 
 def test_unknown_kwarg_lists_the_valid_ones():
-    with pytest.raises(TypeError) as exc:
+    with pytest.raises(UnknownEnvKwargsError) as exc:
         gym.make("PolySet-Polynomial-v0", max_coeficient=3)
     for name in ("max_coefficient", "set_size", "objective", "judge", "split", "num_test_problems"):
         assert name in str(exc.value)
