@@ -9,10 +9,11 @@
 """
 
 from polyenv.core import Problem, SetEnv, step_many
-from polyenv.judges import JUDGES, GenerationResult, JudgeRequest, StrategyJudge, get_judge
-from polyenv.objectives import DEGENERATE, OBJECTIVES, Objective, get_objective
+from polyenv.judges import JUDGES, JudgeRequest, StrategyJudge, get_judge
+from polyenv.objectives import OBJECTIVES, Objective, get_objective
 from polyenv.registration import ENVIRONMENTS, OFFLINE_IDS, pprint_registry, register_all
 from polyenv.spaces import GenerationSet, UnicodeText
+from polyenv.types import DEGENERATE, GenerationResult
 
 __version__ = "0.1.0"
 

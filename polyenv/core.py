@@ -8,9 +8,10 @@
 
 ``reward`` is the environment's set objective over exactly the strings passed: any non-empty list or tuple of
 strings, which is what the action space (:class:`polyenv.spaces.GenerationSet`) contains; its ``sample()`` draws
-``set_size`` of them. ``render_mode="ansi"`` makes ``render()`` return the last step as text. An agent that samples a pool of N > n generations passes the whole
-pool once, then scores the n-subsets of the pool from ``info["rewards"]`` / ``info["strategies"]`` with
-``env.unwrapped.objective``: the judge then runs once per prompt, as in the paper.
+``set_size`` of them. ``render_mode="ansi"`` makes ``render()`` return the last step as text. An agent that samples
+a pool of N > n generations passes the whole pool once, then scores the n-subsets of the pool from
+``info["rewards"]`` / ``info["strategies"]`` with ``env.unwrapped.objective``: the judge then runs once per prompt,
+as in the paper.
 
 A domain subclasses :class:`SetEnv` and implements three hooks: ``_num_problems`` (``None`` for an unbounded
 procedural generator), ``_load_problem(index) -> Problem`` (deterministic per index and split) and
@@ -28,10 +29,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from polyenv.judges import GenerationResult, JudgeRequest, StrategyJudge, get_judge
-from polyenv.objectives import DEGENERATE, Objective, distinct_strategies, get_objective
+from polyenv.judges import JudgeRequest, StrategyJudge, get_judge
+from polyenv.objectives import Objective, distinct_strategies, get_objective
 from polyenv.spaces import GenerationSet, UnicodeText
 from polyenv.text import MAX_GENERATION_CHARS, echo_reason, screen_generation
+from polyenv.types import DEGENERATE, GenerationResult
 
 MAX_PROMPT_CHARS = 32_768
 UNBOUNDED_INDEX = 2**31 - 1
@@ -103,7 +105,8 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         self.set_size = int(set_size)
         self.cluster_unanswered = cluster_unanswered
         self.objective = get_objective(objective)
-        self.judge: StrategyJudge = get_judge(judge if judge is not None else self.default_judge, **(judge_kwargs or {}))
+        self.judge: StrategyJudge = get_judge(judge if judge is not None else self.default_judge,
+                                              **(judge_kwargs or {}))
         self.split = split
         self.max_generation_chars = int(max_generation_chars)
         self.render_mode = render_mode

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEGENERATE: int = -1
-"""Strategy label of a degenerate generation (gibberish, no answer, repetition...): it belongs to no cluster."""
+from polyenv.types import DEGENERATE  # defined with GenerationResult in polyenv.types; re-exported here
 
 ObjectiveFn = Callable[[Sequence[float], Sequence[int]], float]
 

@@ -46,7 +46,6 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error
-from polyenv.judges import GenerationResult
 from polyenv.safe_arith import (
     ArithError,
     ArithSyntaxError,
@@ -59,7 +58,7 @@ from polyenv.safe_arith import (
     parse,
     to_text,
 )
-from polyenv.text import MAX_GENERATION_CHARS
+from polyenv.types import GenerationResult
 
 LIMITS = Limits(max_chars=300, max_tokens=100, max_digits=12, max_depth=24, max_exponent=1, max_bits=512,
                 allow_power=False)
@@ -295,7 +294,7 @@ class CountdownEnv(SyntheticEnv):
             problem. With 4 numbers from 1..20, 35% of draws have a target in 10..100 with 6 or more (about 1,700
             number sets qualify); with 5 numbers nearly every draw has targets with 15 or more.
         num_test_problems: size of the fixed held-out test split (the train split is unbounded).
-        set_size, objective, judge, judge_kwargs, split, max_generation_chars, render_mode: see ``SetEnv``.
+        num_test_problems and the SetEnv keywords (set_size, objective, judge...): see ``SyntheticEnv``, ``SetEnv``.
     """
 
     domain = "countdown"
@@ -311,14 +310,7 @@ class CountdownEnv(SyntheticEnv):
         min_target: int = 10,
         max_target: int = 100,
         min_solutions: int = 6,
-        num_test_problems: int = 200,
-        set_size: int = 4,
-        objective: Any = "polychromic",
-        judge: Any = None,
-        judge_kwargs: dict[str, Any] | None = None,
-        split: str = "train",
-        max_generation_chars: int = MAX_GENERATION_CHARS,
-        render_mode: str | None = None,
+        **kwargs: Any,
     ) -> None:
         knobs = {"num_numbers": num_numbers, "min_value": min_value, "max_value": max_value,
                  "min_target": min_target, "max_target": max_target, "min_solutions": min_solutions}
@@ -337,9 +329,7 @@ class CountdownEnv(SyntheticEnv):
             raise ValueError(f"min_solutions must be >= 1, got {min_solutions}")
         self.num_numbers, self.min_value, self.max_value = int(num_numbers), int(min_value), int(max_value)
         self.min_target, self.max_target, self.min_solutions = int(min_target), int(max_target), int(min_solutions)
-        super().__init__(num_test_problems=num_test_problems, set_size=set_size, objective=objective, judge=judge,
-                         judge_kwargs=judge_kwargs, split=split, max_generation_chars=max_generation_chars,
-                         render_mode=render_mode)
+        super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
 
     # ---- problems -----------------------------------------------------------------------------------------------
     def _config(self) -> tuple:

@@ -40,7 +40,7 @@ import numpy as np
 
 from polyenv.core import Problem, SetEnv
 from polyenv.datasets import HUB_PROBE_TIMEOUT, MATH_DATASETS, MathData, load_math_dataset, resolve_split
-from polyenv.judges import GenerationResult, StrategyJudge
+from polyenv.judges import StrategyJudge
 from polyenv.math_grading import (
     DEFAULT_GRADING_TIMEOUT,
     INSTRUCTION,
@@ -52,6 +52,7 @@ from polyenv.math_grading import (
     repetitive_tail_reason,
 )
 from polyenv.text import MAX_GENERATION_CHARS
+from polyenv.types import GenerationResult
 
 DEMONSTRATION_MAX_CHARS = 300
 """Longest worked solution ``demonstrations`` uses by default (~80 SmolLM2 tokens for GSM8K): a model trained on

@@ -52,7 +52,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error, signed_sum
-from polyenv.judges import GenerationResult
 from polyenv.safe_arith import (
     ArithError,
     ArithLimitError,
@@ -69,7 +68,7 @@ from polyenv.safe_arith import (
     parse,
     to_text,
 )
-from polyenv.text import MAX_GENERATION_CHARS
+from polyenv.types import GenerationResult
 
 LIMITS = Limits(max_chars=500, max_tokens=200, max_digits=40, max_depth=32, max_exponent=64, max_bits=1024)
 MAX_FACTORS = 8
@@ -101,7 +100,7 @@ class MultiplicationEnv(SyntheticEnv):
         p_digits: digits of the first factor p (p is never a multiple of 10).
         q_digits: digits of the second factor q (never a multiple of 10).
         num_test_problems: size of the fixed held-out test split (the train split is unbounded).
-        set_size, objective, judge, judge_kwargs, split, max_generation_chars, render_mode: see ``SetEnv``.
+        num_test_problems and the SetEnv keywords (set_size, objective, judge...): see ``SyntheticEnv``, ``SetEnv``.
     """
 
     domain = "multiplication"
@@ -116,22 +115,13 @@ class MultiplicationEnv(SyntheticEnv):
         *,
         p_digits: int = 3,
         q_digits: int = 2,
-        num_test_problems: int = 200,
-        set_size: int = 4,
-        objective: Any = "polychromic",
-        judge: Any = None,
-        judge_kwargs: dict[str, Any] | None = None,
-        split: str = "train",
-        max_generation_chars: int = MAX_GENERATION_CHARS,
-        render_mode: str | None = None,
+        **kwargs: Any,
     ) -> None:
         for name, value in (("p_digits", p_digits), ("q_digits", q_digits)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 12:
                 raise ValueError(f"{name} must be an integer in [1, 12], got {value!r}")
         self.p_digits, self.q_digits = int(p_digits), int(q_digits)
-        super().__init__(num_test_problems=num_test_problems, set_size=set_size, objective=objective, judge=judge,
-                         judge_kwargs=judge_kwargs, split=split, max_generation_chars=max_generation_chars,
-                         render_mode=render_mode)
+        super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
 
     # ---- problems -----------------------------------------------------------------------------------------------
     def _config(self) -> tuple:

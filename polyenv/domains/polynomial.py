@@ -36,8 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error
-from polyenv.judges import GenerationResult
-from polyenv.text import MAX_GENERATION_CHARS
+from polyenv.types import GenerationResult
 
 _NUM = r"((?:[-+−][ \t]*)?[0-9]+(?:[./][0-9]+)?)"
 # A value is complete when no letter, digit, '^' or '(' follows it, nor (after spaces) an operator: "y = 2x^2 - 3x"
@@ -72,7 +71,7 @@ class PolynomialEnv(SyntheticEnv):
         max_coefficient: a, b, c are drawn uniformly from [-max_coefficient, max_coefficient], a != 0.
         max_answer_digits: longest accepted integer in an answer (longer numbers are rejected with a reason).
         num_test_problems: size of the fixed held-out test split (the train split is unbounded).
-        set_size, objective, judge, judge_kwargs, split, max_generation_chars, render_mode: see ``SetEnv``.
+        num_test_problems and the SetEnv keywords (set_size, objective, judge...): see ``SyntheticEnv``, ``SetEnv``.
     """
 
     domain = "polynomial"
@@ -89,14 +88,7 @@ class PolynomialEnv(SyntheticEnv):
         *,
         max_coefficient: int = 9,
         max_answer_digits: int = 100,
-        num_test_problems: int = 200,
-        set_size: int = 4,
-        objective: Any = "polychromic",
-        judge: Any = None,
-        judge_kwargs: dict[str, Any] | None = None,
-        split: str = "train",
-        max_generation_chars: int = MAX_GENERATION_CHARS,
-        render_mode: str | None = None,
+        **kwargs: Any,
     ) -> None:
         for name, value in (("max_coefficient", max_coefficient), ("max_answer_digits", max_answer_digits)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -105,9 +97,7 @@ class PolynomialEnv(SyntheticEnv):
             raise ValueError(f"max_answer_digits must be <= 4000, got {max_answer_digits}")
         self.max_coefficient = int(max_coefficient)
         self.max_answer_digits = int(max_answer_digits)
-        super().__init__(num_test_problems=num_test_problems, set_size=set_size, objective=objective, judge=judge,
-                         judge_kwargs=judge_kwargs, split=split, max_generation_chars=max_generation_chars,
-                         render_mode=render_mode)
+        super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
 
     # ---- problems -----------------------------------------------------------------------------------------------
     def _config(self) -> tuple:

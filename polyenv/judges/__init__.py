@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from polyenv.judges.base import GenerationResult, JudgeRequest, StrategyJudge, canonical_labels
+from polyenv.judges.base import JudgeRequest, StrategyJudge, canonical_labels
 from polyenv.judges.simple import AnswerJudge, OracleJudge
+from polyenv.types import GenerationResult
 
 _JUDGES: dict[str, str] = {
     "oracle": "polyenv.judges.simple:OracleJudge",

@@ -40,7 +40,7 @@ from polyenv.judges.backend import JudgeBackend, JudgeBackendError, Message  # n
 from polyenv.judges.base import JudgeRequest, StrategyJudge
 from polyenv.judges.local_backend import ANSWER_PREFIX, LOCAL_DEFAULT_MODEL, LocalBackend  # noqa: F401
 from polyenv.judges.openai_backend import MAX_HTTP_BYTES, OpenAIBackend  # noqa: F401
-from polyenv.objectives import DEGENERATE
+from polyenv.types import DEGENERATE
 
 PAPER_JUDGE_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 """The paper's maths judge; pass it as ``model=`` (local backend on a GPU, or the name an endpoint serves)."""
