@@ -134,6 +134,7 @@ def test_math500_item_equivalent_and_adversarial_generations():
     assert time.perf_counter() - t0 < 10.0
     assert info["rewards"] == [0.0, 0.0, 0.0] and info["strategies"][0] == info["strategies"][2] == DEGENERATE
     assert "too large" in info["errors"][1] and info["details"][1]["grading"] == "rejected"  # screened, no sympy
+    assert info["strategies"][1] == DEGENERATE  # a hostile answer earns no cluster
 
 
 def test_hub_only_ids_fail_fast_offline_with_instructions(monkeypatch):

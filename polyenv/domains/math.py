@@ -163,6 +163,8 @@ class MathEnv(SetEnv):
         assert problem.reference is not None
         grade = grade_answer(boxed.answer, problem.reference, timeout=self.grading_timeout,
                              max_answer_chars=self.max_answer_chars)
+        if grade.method == "rejected":  # an exploding answer (power tower, huge binomial...): degenerate
+            return GenerationResult.failed(grade.error or "rejected answer", boxed=boxed.answer, grading="rejected")
         return GenerationResult(
             reward=float(grade.correct), correct=grade.correct, answer=canonical_answer(boxed.answer),
             error=grade.error,
