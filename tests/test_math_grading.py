@@ -27,10 +27,12 @@ from polyenv.math_grading import (
     reference_answer,
     repetitive_tail_reason,
 )
+from polyenv.math_grading.worker import WALL_FACTOR, WALL_SLACK, _cpu_seconds
 from polyenv.spaces import UnicodeText
 
 TIMEOUT = 1.0  # the time limit under test
 SLACK = 2.0  # seconds above the time limit allowed for process kill and bookkeeping on a loaded 2-core machine
+WALL_LIMIT = WALL_FACTOR * TIMEOUT + WALL_SLACK + SLACK  # the deadline is CPU time, capped in wall time by this
 GENEROUS = 30.0  # for correctness checks: legitimate comparisons must not time out on a loaded machine
 
 
@@ -168,11 +170,11 @@ def test_adversarial_answers_score_within_the_time_limit(warm_worker, answer):
     warm_worker.compare("1", "1", 60.0)  # a previous case may have restarted the worker: wait for its imports here
     t0 = time.perf_counter()
     grade = grade_generation(f"Therefore the answer is $\\boxed{{{answer}}}$.", "5", timeout=TIMEOUT)
-    assert time.perf_counter() - t0 < TIMEOUT + SLACK
+    assert time.perf_counter() - t0 < SLACK
     assert not grade.correct and grade.method == "rejected" and "too large" in grade.error  # never reaches sympy
     t0 = time.perf_counter()
     unscreened = grade_generation(f"\\boxed{{{answer}}}", "5", timeout=TIMEOUT, screen=False, cache=False)
-    assert time.perf_counter() - t0 < TIMEOUT + SLACK  # the deadline holds for what the screens let through
+    assert time.perf_counter() - t0 < WALL_LIMIT  # the deadline holds for what the screens let through
     assert not unscreened.correct
 
 
@@ -308,7 +310,8 @@ def test_gibberish_and_loops_are_flagged_but_real_solutions_are_not():
 
 # ---- screens, cache and pool ------------------------------------------------------------------------------------
 EXPLODING = [
-    r"3^{3^{3^{3}}}", r"9^{9^{9^{9}}}", r"10^{10^{10}}", r"\binom{10^8+3}{5 \cdot 10^7}", r"\dbinom{100000000}{50000000}",
+    r"3^{3^{3^{3}}}", r"9^{9^{9^{9}}}", r"10^{10^{10}}", r"\binom{10^8+3}{5 \cdot 10^7}",
+    r"\dbinom{100000000}{50000000}",
     r"(x+3)^{100000}", r"(x+y)^{1000}", r"(1000001)!", r"100000!", r"2^{-100000}", r"\left(2\right)^{10^{6}}",
 ]
 HARMLESS = [r"2^{2^{2^{2}}}", r"2^{4950}", r"1000!", r"\binom{10^8}{2}", r"(x+1)^{10}", r"7z^{96}(4z+1)", r"x^{y^{z}}",
@@ -375,7 +378,7 @@ def test_pool_spreads_comparisons_and_keeps_each_deadline():
         grades = grade_answers(slow + [(r"\sqrt{117}", r"3\sqrt{13}")], timeout=TIMEOUT, worker=pool, screen=False,
                                cache=False, threads=2)
         assert [g.method for g in grades] == ["timeout", "timeout", "math-verify"] and grades[2].correct
-        assert all(g.seconds < TIMEOUT + SLACK for g in grades[:2])
+        assert all(g.seconds < WALL_LIMIT for g in grades[:2])
         for w in pool.workers:  # a spare announces itself on the next request
             assert w.compare(r"\frac{1}{3}", "1/3", GENEROUS) == (True, None)
         assert [w.restarts for w in pool.workers] == [1, 1]  # each worker missed one deadline: both ran at once
@@ -395,3 +398,16 @@ def test_pool_size_from_the_environment(monkeypatch):
     assert 1 <= default_pool_size() <= 8
     with pytest.raises(ValueError, match="size"):
         WorkerPool(0)
+
+
+def test_deadline_counts_the_workers_cpu_time(warm_worker):
+    """A legitimate comparison on a machine busy with other work gets less CPU per second: the deadline counts the
+    worker's CPU time, so it is not failed for that, while a hostile answer still stops after TIMEOUT CPU seconds."""
+    import os
+
+    assert _cpu_seconds(os.getpid()) is not None and _cpu_seconds(2**22 + 12345) is None
+    before = _cpu_seconds(warm_worker.pid)
+    correct, error = warm_worker.compare("9^{9^{9^{9}}}", "5", TIMEOUT)  # unscreened: math-verify spins
+    assert correct is None and "of CPU time" in error
+    assert warm_worker.compare("1", "1", 60.0) == (True, None)  # the spare took over
+    assert before is not None

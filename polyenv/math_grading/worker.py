@@ -8,9 +8,11 @@ How the time limit is enforced. math-verify (sympy) can hang on adversarial answ
 can interrupt; and ``signal.alarm`` works only in the main thread. So math-verify runs with its own timeouts off
 (``parsing_timeout=None``, ``timeout_seconds=None``) in persistent worker processes, started on first use with
 :mod:`subprocess` (so it also works inside daemonic ``multiprocessing`` workers, which may not fork children of their
-own) and fed one JSON line per comparison. Every call has a deadline; a worker that misses it is killed, and a warm
-spare (a fork of the worker made after its imports and warm-up) takes over the same pipes within milliseconds. The
-worker limits its own memory and arms a kernel timer per request, so an orphaned worker cannot spin forever.
+own) and fed one JSON line per comparison. Every call has a deadline in CPU seconds of the worker (so that a busy
+machine does not fail legitimate answers; a wall-clock cap of ``WALL_FACTOR`` times longer backs it); a worker that
+misses it is killed, and a warm spare (a fork of the worker made after its imports and warm-up) takes over the same
+pipes within milliseconds. The worker limits its own memory and arms a kernel timer per request, so an orphaned
+worker cannot spin forever.
 
 A :class:`WorkerPool` holds up to one :class:`MathVerifyWorker` per usable core (at most
 :data:`MAX_DEFAULT_WORKERS`, or ``$POLYENV_GRADING_WORKERS``), started as concurrent calls need them: callers on
@@ -44,6 +46,26 @@ WORKER_STARTUP_TIMEOUT = 120.0
 """Seconds to wait for a (re)started worker to import math-verify (not counted against the grading timeout)."""
 
 # ---- the math-verify worker process --------------------------------------------------------------------------------
+WALL_FACTOR = 4.0
+"""A comparison is stopped after ``timeout`` seconds of CPU time, or ``WALL_FACTOR * timeout + WALL_SLACK`` seconds of
+wall time, whichever comes first."""
+WALL_SLACK = 1.0
+_CPU_CLOCK = os.path.exists("/proc/self/stat")
+_TICKS = os.sysconf("SC_CLK_TCK") if _CPU_CLOCK else 100
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds used by process ``pid`` (``None`` when unknown: no ``/proc``, or no such process)."""
+    if pid is None or not _CPU_CLOCK:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 class GraderUnavailableError(RuntimeError):
     """The math-verify worker could not be started (math-verify missing or broken)."""
 
@@ -115,14 +137,15 @@ class MathVerifyWorker:
                 if self._proc is None:
                     self._spawn()
                 self._next_id += 1
-                request = {"id": self._next_id, "gold": gold, "pred": pred, "backstop": timeout + 10.0}
+                request = {"id": self._next_id, "gold": gold, "pred": pred,
+                           "backstop": WALL_FACTOR * timeout + WALL_SLACK + 10.0}
                 try:
                     if self._active_pid is None:
                         self._read_reply(None, time.monotonic() + self.startup_timeout)
                     assert self._proc is not None and self._proc.stdin is not None
                     self._proc.stdin.write(json.dumps(request).encode() + b"\n")
                     self._proc.stdin.flush()
-                    reply = self._read_reply(self._next_id, time.monotonic() + timeout)
+                    reply = self._await_reply(self._next_id, timeout)
                 except (OSError, EOFError) as exc:  # every worker process is gone
                     self._shutdown()
                     if attempt == 0:
@@ -130,7 +153,7 @@ class MathVerifyWorker:
                     return None, f"grader process died twice ({type(exc).__name__})"
                 if reply is None:
                     self._kill_active()
-                    return None, f"grading timed out after {timeout:g} s"
+                    return None, f"grading timed out after {timeout:g} s{' of CPU time' if _CPU_CLOCK else ''}"
                 if reply.get("error"):
                     return None, f"math-verify error: {reply['error']}"
                 return bool(reply["correct"]), None
@@ -142,6 +165,26 @@ class MathVerifyWorker:
             self._shutdown()
 
     # -- internals (called with the lock held) --
+    def _await_reply(self, request_id: int, timeout: float) -> dict[str, Any] | None:
+        """The reply, or ``None`` once the serving worker has spent ``timeout`` seconds of CPU time on the request
+        (read from ``/proc``; wall time where that is not available) or :data:`WALL_FACTOR` ``* timeout +``
+        :data:`WALL_SLACK` seconds have passed. CPU time, not wall time: on a machine busy with other work (or with
+        the other workers of a pool) a legitimate comparison gets less CPU per second and must not time out for it,
+        while a hostile one is still stopped after ``timeout`` seconds of work."""
+        start = time.monotonic()
+        wall_cap = start + WALL_FACTOR * timeout + WALL_SLACK
+        pid = self._active_pid
+        cpu0 = _cpu_seconds(pid)
+        if cpu0 is None:
+            return self._read_reply(request_id, start + timeout)
+        while True:
+            reply = self._read_reply(request_id, min(wall_cap, time.monotonic() + max(0.01, timeout / 20)))
+            if reply is not None:
+                return reply
+            cpu = _cpu_seconds(pid)
+            if time.monotonic() >= wall_cap or cpu is None or cpu - cpu0 >= timeout:
+                return None
+
     def _spawn(self) -> None:
         self.spawns += 1
         self._buf = bytearray()
