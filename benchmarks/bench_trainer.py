@@ -58,7 +58,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
                       num_generations=args.num_generations, prompts_per_step=args.prompts_per_step,
                       max_prompt_length=256, max_completion_length=args.max_completion_length,
                       gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=1e-6,
-                      num_steps=args.steps, output_dir=args.scratch, progress=False,
+                      max_steps=args.steps, output_dir=args.scratch, progress=False,
                       num_threads=args.num_threads, seed=args.seed)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)

@@ -14,12 +14,12 @@ git tree untouched; ``--update-results`` writes it to the committed ``results/<s
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,36 +50,67 @@ def print_plan(suite: Suite, jobs: Sequence[Job], layout: Layout, notes: Sequenc
         print("           " + json.dumps(cfg, default=str))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", required=True, choices=sorted(SUITES))
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the suite's seeds")
-    parser.add_argument("--update-results", action="store_true",
-                        help="write the report to the committed results/<suite>/ (default: runs/<suite>/report/)")
-    parser.add_argument("--out", default=None, help="write the report to OUT/<suite>/ instead")
-    parser.add_argument("--runs", default=str(REPO_ROOT / "runs"), help="run artefacts root (default runs/)")
-    parser.add_argument("--workers", type=int, default=None, help="override the suite's worker processes")
-    parser.add_argument("--envs", nargs="+", default=None,
-                        help="run only these envs of the suite (short names, e.g. Polynomial); the report covers them")
-    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan and configs, run nothing")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild CSVs, plots and README from runs/")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+@dataclass
+class RunArgs:
+    """Command line of ``python -m benchmarks.run`` (flags take ``-`` or ``_``; ``--config FILE`` reads YAML / JSON).
 
-    suite = override_seeds(get_suite(args.suite), args.seeds)
-    if args.workers is not None:
-        suite = dataclasses.replace(suite, workers=args.workers)
-    if args.envs is not None:
-        unknown = sorted(set(args.envs) - {e.name for e in suite.envs})
-        if unknown:
-            parser.error(f"--envs {unknown} not in suite {suite.name!r}: {[e.name for e in suite.envs]}")
-        suite = dataclasses.replace(suite, envs=tuple(e for e in suite.envs if e.name in args.envs))
-    if args.update_results and args.out is not None:
-        parser.error("--update-results writes to results/; do not combine it with --out")
-    results_root = REPO_ROOT / "results" if args.update_results else (Path(args.out) if args.out else None)
-    return run_suite(suite, Path(args.runs), results_root, dry_run=args.dry_run, report_only=args.report_only,
-                     show_progress=not args.no_progress, command="python -m benchmarks.run " + portable_command(
-                         sys.argv[1:] if argv is None else argv))
+    Attributes:
+        suite: the suite to run (benchmarks/suites.py).
+        seeds: run these seeds instead of the suite's.
+        envs: run only these envs of the suite (short names, e.g. Polynomial); the report covers them.
+        workers: worker processes instead of the suite's.
+        runs: root of the run artefacts (models, checkpoints, evaluation records, logs); default runs/.
+        update_results: write the report to the committed results/<suite>/ (default: runs/<suite>/report/).
+        out: write the report to OUT/<suite>/ instead.
+        dry_run: validate and print the plan and the configs; run nothing.
+        report_only: only rebuild the CSVs, plots and README from what is under runs/.
+        progress: show one progress bar per stage.
+    """
+
+    suite: str
+    seeds: list[int] | None = None
+    envs: list[str] | None = None
+    workers: int | None = None
+    runs: str = str(REPO_ROOT / "runs")
+    update_results: bool = False
+    out: str | None = None
+    dry_run: bool = False
+    report_only: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise ValueError(f"unknown suite {self.suite!r}; choose one of {sorted(SUITES)}")
+        if self.update_results and self.out is not None:
+            raise ValueError(f"--update-results writes to results/; do not combine it with --out {self.out!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+
+    @property
+    def results_root(self) -> Path | None:
+        return REPO_ROOT / "results" if self.update_results else (Path(self.out) if self.out else None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from agents.cli import parse_config
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_config(RunArgs, argv, prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+                            choices={"suite": sorted(SUITES)})
+        suite = override_seeds(get_suite(args.suite), args.seeds)
+        if args.workers is not None:
+            suite = dataclasses.replace(suite, workers=args.workers)
+        if args.envs is not None:
+            unknown = sorted(set(args.envs) - {e.name for e in suite.envs})
+            if unknown:
+                raise ValueError(f"--envs {unknown} not in suite {suite.name!r}: {[e.name for e in suite.envs]}")
+            suite = dataclasses.replace(suite, envs=tuple(e for e in suite.envs if e.name in args.envs))
+    except ValueError as exc:
+        print(f"python -m benchmarks.run: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return run_suite(suite, Path(args.runs), args.results_root, dry_run=args.dry_run, report_only=args.report_only,
+                     show_progress=args.progress, command="python -m benchmarks.run " + portable_command(argv))
 
 
 def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *, dry_run: bool = False, report_only: bool = False,

@@ -80,7 +80,8 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                 if not suite.requires_gpu:
                     kw["num_threads"] = suite.threads_per_worker
                 key = f"{env.name}/{agent}/s{seed}"
-                state = ("done" if training_complete(run_dir, int(kw.get("num_steps", 1)))
+                steps = train_steps(kw)
+                state = ("done" if training_complete(run_dir, steps)
                          else "resume" if run_dir.exists() else "todo")
                 payload = {"config": kw, "run_dir": str(run_dir)}
                 if env.probe is not None:  # Fig. 5: a fixed probe set evaluated during training
@@ -88,7 +89,7 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                                         "out": str(run_dir / "probe.jsonl"), "base_model": base_model,
                                         "base_cache": str(Path(base_model) / "probe_base.json")
                                         if env.warmstart is not None else None, **env.probe}
-                jobs.append(Job("train", key, payload, deps=base_deps, steps=int(kw.get("num_steps", 1)),
+                jobs.append(Job("train", key, payload, deps=base_deps, steps=steps,
                                 state=state))
                 final = final_model_dir(run_dir)
                 for target in suite.eval_targets(env):
@@ -100,6 +101,11 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                         "run_seed": seed}, deps=(key,),
                         state="done" if state == "done" and load_cached(out, sig) else "todo"))
     return jobs
+
+
+def train_steps(kwargs: dict[str, Any]) -> int:
+    """Training steps of a run's ``TrainConfig`` keywords (``max_steps``, or its older name ``num_steps``)."""
+    return int(kwargs.get("max_steps", kwargs.get("num_steps", 1)))
 
 
 def validate_configs(jobs: Sequence[Job]) -> list[str]:
@@ -250,7 +256,7 @@ def _finished_meanwhile(job: Job) -> bool:
     if job.kind == "warmstart":
         return warmstart_complete(Path(job.payload["config"]["output_dir"]))
     if job.kind == "train":
-        return training_complete(Path(job.payload["run_dir"]), int(job.payload["config"].get("num_steps", 1)))
+        return training_complete(Path(job.payload["run_dir"]), train_steps(job.payload["config"]))
     return False
 
 

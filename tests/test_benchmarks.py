@@ -256,7 +256,7 @@ def _tiny_suite(num_steps: int) -> Suite:
             "model": "tiny", "d_model": 32, "n_layers": 1, "n_heads": 2, "num_demos": 64, "max_steps": 5,
             "batch_size": 16, "eval_problems": 0}),),
         agents=("grpo", "poly_epo"), seeds=(0,),
-        train={"num_steps": num_steps, "prompts_per_step": 2, "num_generations": 4, "set_size": 2,
+        train={"max_steps": num_steps, "prompts_per_step": 2, "num_generations": 4, "set_size": 2,
                "learning_rate": 1e-3, "max_prompt_length": 128, "max_completion_length": 16, "save_steps": 1,
                "progress": False},
         eval_defaults={"num_problems": 2, "num_samples": 8, "max_new_tokens": 16},
@@ -427,9 +427,12 @@ def test_report_goes_to_runs_by_default_and_names_no_machine_path(tmp_path):
 def test_update_results_and_out_exclude_each_other(capsys):
     from benchmarks.run import main
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--suite", "demo", "--update-results", "--out", "x", "--dry-run"])
-    assert "do not combine it with --out" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "do not combine it with --out 'x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # abbreviations are refused
+        main(["--suite", "demo", "--dry-ru"])
+    assert "--dry-ru" in capsys.readouterr().err
 
 
 def test_committed_results_name_no_machine_path():
