@@ -384,7 +384,7 @@ _CPU_TINY: dict[str, Any] = {
     "env_id": "PolySet-Polynomial-v0", "agent": "poly_epo",
     "model": str(cache_dir() / "bases" / "polynomial__tiny128x2__s0"), "set_size": 4, "num_generations": 8,
     "prompts_per_step": 8, "learning_rate": 3e-4, "temperature": 1.0, "max_prompt_length": 256,
-    "max_completion_length": 64, "max_steps": 200, "save_steps": 20, "num_threads": 1,
+    "max_completion_length": 112, "max_steps": 200, "save_steps": 20, "num_threads": 1,  # worked solutions: <= ~95 chars
 }
 
 # SmolLM2-135M-Instruct, B = 8, N = 8, n = 4 (untrained it solves nothing: warm-start it first).
