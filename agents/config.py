@@ -399,7 +399,7 @@ def missing_model_hint(model: str) -> str:
     """How to build ``model`` when it is a base policy a preset expects but that does not exist yet ('' if none)."""
     if str(model) == _CPU_TINY["model"]:
         return (f"; it is the warm-started base of the cpu-polynomial-tiny preset: build it with "
-                f"`{TINY_BASE_COMMAND}` (about 5 minutes on 2 CPU cores)")
+                f"`{TINY_BASE_COMMAND}`")
     return ""
 
 
