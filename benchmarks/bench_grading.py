@@ -7,8 +7,9 @@ check that no correct answer is lost.
 The pool: 16 distinct pathological boxed answers (power towers ``k^{k^{k^{k}}}``, ``\\binom{10^8+k}{5 \\cdot 10^7}``,
 ``(x+k)^{100000}``, ``(10^6+k)!``), each given twice, and 32 correct MATH-500 answers in equivalent forms that need
 math-verify, graded against their references with a 1 s deadline each. "Before" grades the pool one answer at a
-time in one worker with the screens and the cache off (the grading of earlier versions); "after" is
-:func:`polyenv.math_grading.grade_answers` with its defaults (screens, cache, one worker per core).
+time in one worker with the screens and the cache off and a wall-clock deadline (the grading of earlier versions);
+"after" is :func:`polyenv.math_grading.grade_answers` with its defaults (screens, cache, one worker per core,
+deadlines in CPU seconds).
 
 The check: every MATH-500 reference in four equivalent forms (itself, parenthesised, ``+ 0``, ``1 \\cdot (...)``),
 graded both ways; an answer correct before and wrong after would be a lost answer.
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pairs = build_pool(references)
     n_bad = 2 * len(PATHOLOGICAL)
 
-    worker = MathVerifyWorker()
+    worker = MathVerifyWorker(cpu_deadline=False)  # earlier versions counted the deadline in wall-clock time
     worker.compare("1", "1", 60.0)  # imports and warm-up are not part of the measurement
     pool = WorkerPool(args.workers)
     pool.start()

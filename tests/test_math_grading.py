@@ -411,3 +411,17 @@ def test_deadline_counts_the_workers_cpu_time(warm_worker):
     assert correct is None and "of CPU time" in error
     assert warm_worker.compare("1", "1", 60.0) == (True, None)  # the spare took over
     assert before is not None
+
+
+def test_wall_clock_deadline_when_asked():
+    from polyenv.math_grading import MathVerifyWorker
+
+    worker = MathVerifyWorker(cpu_deadline=False)
+    try:
+        worker.compare("1", "1", 60.0)
+        t0 = time.perf_counter()
+        correct, error = worker.compare("9^{9^{9^{9}}}", "5", TIMEOUT)
+        assert correct is None and error == f"grading timed out after {TIMEOUT:g} s"
+        assert time.perf_counter() - t0 < TIMEOUT + SLACK
+    finally:
+        worker.close()

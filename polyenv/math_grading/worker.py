@@ -95,11 +95,13 @@ class MathVerifyWorker:
     """
 
     def __init__(self, *, max_memory_mb: int = WORKER_MAX_MEMORY_MB,
-                 startup_timeout: float = WORKER_STARTUP_TIMEOUT) -> None:
+                 startup_timeout: float = WORKER_STARTUP_TIMEOUT, cpu_deadline: bool = True) -> None:
         if max_memory_mb < 256:
             raise ValueError(f"max_memory_mb must be >= 256, got {max_memory_mb}")
         if startup_timeout <= 0:
             raise ValueError(f"startup_timeout must be > 0, got {startup_timeout}")
+        self.cpu_deadline = bool(cpu_deadline)
+        """Count the deadline in the worker's CPU seconds (default); ``False``: in wall-clock seconds."""
         self.max_memory_mb = int(max_memory_mb)
         self.startup_timeout = float(startup_timeout)
         self.restarts = 0
@@ -153,7 +155,8 @@ class MathVerifyWorker:
                     return None, f"grader process died twice ({type(exc).__name__})"
                 if reply is None:
                     self._kill_active()
-                    return None, f"grading timed out after {timeout:g} s{' of CPU time' if _CPU_CLOCK else ''}"
+                    cpu = " of CPU time" if _CPU_CLOCK and self.cpu_deadline else ""
+                    return None, f"grading timed out after {timeout:g} s{cpu}"
                 if reply.get("error"):
                     return None, f"math-verify error: {reply['error']}"
                 return bool(reply["correct"]), None
@@ -174,7 +177,7 @@ class MathVerifyWorker:
         start = time.monotonic()
         wall_cap = start + WALL_FACTOR * timeout + WALL_SLACK
         pid = self._active_pid
-        cpu0 = _cpu_seconds(pid)
+        cpu0 = _cpu_seconds(pid) if self.cpu_deadline else None
         if cpu0 is None:
             return self._read_reply(request_id, start + timeout)
         while True:
