@@ -368,9 +368,14 @@ class TrainConfig:
 # The paper's setting: Qwen3-4B-Base on POLARIS, N = 8, n = 4, 128 prompts per batch, 64 per mini-batch, lr 1e-6,
 # temperature 1, prompt 1024 / response 4096 tokens, clip 0.2 / 0.28, no KL, grad clip 0.3, one PPO epoch, Dr.GRPO
 # aggregation. max_steps is ours (the paper does not state it). This trainer runs it data parallel (ddp.yaml) with
-# HF generate; the TRL / verl integrations run it at scale with vLLM.
+# HF generate; the TRL / verl integrations run it at scale with vLLM (README, "GPU runs"):
+#   accelerate launch --config_file agents/accelerate_configs/fsdp.yaml --num_processes 8 \
+#       -m polyenv.integrations.trl_train --preset paper-qwen3-4b-polaris
+# The judge is the paper's, served by vLLM on its own GPU (`vllm serve Qwen/Qwen3-4B-Instruct-2507 --port 8001`).
 _PAPER: dict[str, Any] = {
     "env_id": "PolySet-POLARIS-v0", "agent": "poly_epo", "model": "Qwen/Qwen3-4B-Base", "set_size": 4,
+    "env_kwargs": {"judge": "llm", "judge_kwargs": {"backend": "openai", "base_url": "http://localhost:8001/v1",
+                                                    "model": "Qwen/Qwen3-4B-Instruct-2507"}},
     "num_generations": 8, "prompts_per_step": 128, "mini_batch_size": 64, "learning_rate": 1e-6, "temperature": 1.0,
     "max_prompt_length": 1024, "max_completion_length": 4096, "epsilon": 0.2, "epsilon_high": 0.28, "beta": 0.0,
     "max_grad_norm": 0.3, "num_iterations": 1, "loss_type": "dr_grpo", "scale_rewards": "none", "max_steps": 400,

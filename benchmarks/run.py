@@ -65,6 +65,7 @@ class RunArgs:
         dry_run: validate and print the plan and the configs; run nothing.
         report_only: only rebuild the CSVs, plots and README from what is under runs/.
         progress: show one progress bar per stage.
+        engine: train with this engine instead of the suite's (``ours``, or ``trl`` / ``verl`` for GPU suites).
     """
 
     suite: str
@@ -77,12 +78,15 @@ class RunArgs:
     dry_run: bool = False
     report_only: bool = False
     progress: bool = True
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
             raise ValueError(f"unknown suite {self.suite!r}; choose one of {sorted(SUITES)}")
         if self.update_results and self.out is not None:
             raise ValueError(f"--update-results writes to results/; do not combine it with --out {self.out!r}")
+        if self.engine not in (None, "ours", "trl", "verl"):
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of ['ours', 'trl', 'verl']")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
 
@@ -101,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         suite = override_seeds(get_suite(args.suite), args.seeds)
         if args.workers is not None:
             suite = dataclasses.replace(suite, workers=args.workers)
+        if args.engine is not None:
+            suite = dataclasses.replace(suite, engine=args.engine)
         if args.envs is not None:
             unknown = sorted(set(args.envs) - {e.name for e in suite.envs})
             if unknown:
@@ -122,7 +128,19 @@ def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *
     if dry_run:
         notes = validate_configs(jobs)
         print_plan(suite, jobs, layout, notes)
+        if suite.engine != "ours":  # GPU engines: launch commands and the per-GPU memory estimate (refuses a misfit)
+            from agents.memory import MemoryBudgetError
+            from polyenv.integrations.engines import suite_plan
+
+            try:
+                print(suite_plan(suite))
+            except MemoryBudgetError as err:
+                raise SystemExit(f"refused: {err}") from None
         return 0
+    if suite.engine != "ours" and not report_only:
+        raise SystemExit(f"suite {suite.name!r} trains with the {suite.engine} engine: run the launch commands that "
+                         f"`python -m benchmarks.run --suite {suite.name} --engine {suite.engine} --dry-run` prints "
+                         "on the GPU node (README, GPU section)")
     t0 = time.time()
     if report_only:
         status = {j.key: ("done" if j.state == "done" else "not run") for j in jobs}

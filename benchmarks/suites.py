@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AGENTS = ("grpo", "grpo_div", "poly_epo")
+ENGINES = ("ours", "trl", "verl")
+"""What trains a suite's runs (see ``Suite.engine``)."""
 AGENT_LABELS = {"base": "base", "grpo": "GRPO", "grpo_div": "GRPO+DIV", "poly_epo": "Poly-EPO"}
 """Display names of the agents in figures and README tables (``base`` = the model before RL)."""
 
@@ -112,6 +114,11 @@ class Suite:
         threads_per_worker: torch threads in each worker.
         requires_gpu: the suite only runs with CUDA (it can still be validated and dry-run anywhere).
         eval_base: evaluate the base model too (ablations that share a base with another suite skip it).
+        engine: what trains the runs: ``"ours"`` (``agents.trainer``, CPU / one GPU / DDP), ``"trl"`` (TRL's
+            GRPOTrainer with polyenv's advantages, FSDP2 + vLLM) or ``"verl"`` (verl with the ``poly_epo``
+            estimator and the ``polyenv`` reward manager); ``--engine`` overrides it.
+        gpu: ``polyenv.integrations.engines.GPUPlan`` keyword arguments for the ``trl`` / ``verl`` engines (GPUs,
+            memory per GPU, micro-batch, vLLM share); ``--dry-run`` prints the plan and its per-GPU memory estimate.
     """
 
     name: str
@@ -127,6 +134,8 @@ class Suite:
     threads_per_worker: int = 1
     requires_gpu: bool = False
     eval_base: bool = True
+    engine: str = "ours"
+    gpu: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.envs:
@@ -152,6 +161,8 @@ class Suite:
                 raise ValueError(f"suite {self.name!r}: {where} must not set {sorted(bad)}; the runner sets them")
         for env in self.envs:  # builds every target, so bad eval settings fail here
             self.eval_targets(env)
+        if self.engine not in ENGINES:
+            raise ValueError(f"suite {self.name!r}: unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
 
     def eval_targets(self, env: EnvSpec) -> tuple[EvalTarget, ...]:
         """The held-out sets of ``env`` (its own, or its test split with the suite's defaults)."""
@@ -306,7 +317,10 @@ MATH_GPU = Suite(
     envs=(
         EnvSpec(
             "PolySet-POLARIS-v0",
-            env_kwargs={"judge": "llm"},
+            # The paper's judge (Qwen3-4B-Instruct-2507) behind an OpenAI-compatible endpoint, e.g. `vllm serve
+            # Qwen/Qwen3-4B-Instruct-2507 --port 8001` on a GPU of its own; override env_kwargs to point elsewhere.
+            env_kwargs={"judge": "llm", "judge_kwargs": {"backend": "openai", "base_url": "http://localhost:8001/v1",
+                                                         "model": "Qwen/Qwen3-4B-Instruct-2507"}},
             warmstart=None,
             eval=(
                 EvalTarget("PolySet-AIME2025-v0", num_problems=30, **_MATH_EVAL),
@@ -344,6 +358,10 @@ MATH_GPU = Suite(
     workers=1,
     threads_per_worker=8,
     requires_gpu=True,
+    # The paper's run goes through an engine tested at scale (FSDP2 + colocated vLLM): TRL by default, or
+    # `--engine verl`. 8 x 80 GB GPUs, 2 completions per micro-batch, vLLM holds 30% of each GPU.
+    engine="trl",
+    gpu={"num_gpus": 8, "gpu_memory_gib": 80.0, "per_device_train_batch_size": 2, "vllm_gpu_memory_utilization": 0.3},
 )
 
 # The maths loop at CPU scale: the same agents, env class, judge plumbing, loss and evaluation as math-gpu, with only the

@@ -186,3 +186,28 @@ def test_verl_plugin_entry_point_registers_in_a_fresh_process():
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-3:] == ["compute_poly_epo_advantage", "PolySetRewardManager", "True"]
+
+
+def test_paper_overrides_name_real_verl_config_keys():
+    """Every override of the paper's verl translation names a key of verl 0.9.1's own PPO trainer config (new keys
+    are added with '+', as Hydra requires)."""
+    from pathlib import Path
+
+    import verl
+
+    from agents.config import TrainConfig
+    from polyenv.integrations.engines import GPUPlan, verl_overrides
+
+    config = OmegaConf.load(Path(verl.__file__).parent / "trainer" / "config" / "_generated_ppo_trainer.yaml")
+    cfg = TrainConfig.from_preset("paper-qwen3-4b-polaris")
+    overrides = verl_overrides(cfg, GPUPlan(engine="verl"))
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        node = config
+        for part in key.lstrip("+").split("."):
+            present = part in node.keys()  # noqa: SIM118 (keys(): a mandatory '???' value counts as present)
+            if not present:
+                break
+            node = node._get_node(part)
+        assert present != key.startswith("+"), f"{key}: {'missing from' if not present else 'already in'} verl's config"
+    assert OmegaConf.select(config, "actor_rollout_ref.actor.loss_agg_mode") == "token-mean"  # so we must set it

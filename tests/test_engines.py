@@ -1,0 +1,134 @@
+"""GPU engine plans on CPU: the paper preset translated to TRL's GRPOConfig and verl's overrides, the per-GPU memory
+estimate against hand counts, refusal of plans that cannot fit, the math-gpu dry-run on each engine, and the TRL
+launch script run end to end on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rl_helpers import build_tiny_model_dir
+
+from agents.config import TrainConfig
+from agents.memory import GiB, MemoryBudgetError
+from polyenv.integrations.engines import (
+    KNOWN_MODELS,
+    GPUPlan,
+    check_plan,
+    plan_memory,
+    trl_config,
+    trl_trainer_kwargs,
+    verl_overrides,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = TrainConfig.from_preset("paper-qwen3-4b-polaris")
+QWEN3_4B_PARAMETERS = 4_022_468_096  # embeddings 151936 x 2560 + 36 layers x 100,930,816 + final norm 2560
+
+
+def test_trl_config_carries_the_papers_settings():
+    kw = trl_config(PAPER, GPUPlan(engine="trl", num_gpus=8, per_device_train_batch_size=2))
+    assert kw["num_generations"] == 8 and kw["learning_rate"] == 1e-6 and kw["temperature"] == 1.0
+    assert (kw["epsilon"], kw["epsilon_high"], kw["beta"], kw["max_grad_norm"]) == (0.2, 0.28, 0.0, 0.3)
+    assert (kw["loss_type"], kw["scale_rewards"], kw["num_iterations"]) == ("dr_grpo", "none", 1)
+    assert kw["max_completion_length"] == 4096 and kw["vllm_max_model_length"] == 1024 + 4096
+    # 128 prompts x 8 = 1024 completions per generation, optimiser steps of 64 x 8 = 512, 2 x 8 GPUs per micro-step
+    assert kw["steps_per_generation"] * 2 * 8 == 1024 and kw["gradient_accumulation_steps"] * 2 * 8 == 512
+    assert kw["max_steps"] == 400 * 2  # TRL counts optimiser steps: two per generation batch
+    assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_gpu_memory_utilization"] == 0.3
+    from trl import GRPOConfig
+
+    args = GRPOConfig(**{**kw, "bf16": False, "use_cpu": True, "report_to": "none"})  # TRL accepts every key
+    assert args.steps_per_generation == 64 and args.gradient_accumulation_steps == 32
+    trainer_kwargs = trl_trainer_kwargs(PAPER)
+    assert (trainer_kwargs["model"], trainer_kwargs["agent"], trainer_kwargs["env_id"]) == (
+        "Qwen/Qwen3-4B-Base", "poly_epo", "PolySet-POLARIS-v0")
+    judge = {"backend": "openai", "base_url": "http://localhost:8001/v1", "model": "Qwen/Qwen3-4B-Instruct-2507"}
+    assert trainer_kwargs["env_kwargs"] == {"judge": "llm", "judge_kwargs": judge, "set_size": 4}
+
+
+def test_trl_config_refuses_batches_that_do_not_divide():
+    with pytest.raises(ValueError, match="not a multiple"):
+        trl_config(PAPER, GPUPlan(num_gpus=6, per_device_train_batch_size=4))
+
+
+def test_verl_overrides_carry_the_papers_settings():
+    ov = dict(o.split("=", 1) for o in verl_overrides(PAPER, GPUPlan(engine="verl"), data_dir="d"))
+    assert ov["algorithm.adv_estimator"] == "poly_epo" and ov["algorithm.norm_adv_by_std_in_grpo"] == "False"
+    assert ov["actor_rollout_ref.actor.loss_agg_mode"] == "seq-mean-token-sum-norm"  # Dr.GRPO
+    assert ov["data.train_batch_size"] == "128" and ov["actor_rollout_ref.actor.ppo_mini_batch_size"] == "64"
+    assert ov["actor_rollout_ref.rollout.n"] == "8" and ov["+algorithm.poly_epo.set_size"] == "4"
+    assert (ov["actor_rollout_ref.actor.clip_ratio_low"], ov["actor_rollout_ref.actor.clip_ratio_high"]) == ("0.2",
+                                                                                                               "0.28")
+    assert ov["actor_rollout_ref.actor.grad_clip"] == "0.3" and ov["actor_rollout_ref.actor.use_kl_loss"] == "False"
+    assert ov["data.max_response_length"] == "4096" and ov["reward.reward_manager.name"] == "polyenv"
+    assert ov["trainer.use_v1"] == "False" and ov["data.train_files"] == "d/train.parquet"
+
+
+def test_plan_memory_against_hand_counts():
+    dims = KNOWN_MODELS["Qwen/Qwen3-4B-Base"]
+    assert dims.parameters == QWEN3_4B_PARAMETERS
+    n, gpus = QWEN3_4B_PARAMETERS, 8
+    trl = plan_memory(PAPER, GPUPlan(engine="trl", num_gpus=gpus, per_device_train_batch_size=2))
+    assert trl.gradients == n * 4 // gpus  # fp32 gradients, sharded
+    assert trl.optimizer == 2 * n * 4 // gpus  # AdamW's two fp32 states, sharded
+    assert trl.logits == 2 * 4096 * 151936 * (2 + 4 + 4)  # bf16 logits, fp32 copy and gradient of one micro-batch
+    assert dict(trl.extra)["vllm_reservation"] == int(0.3 * 80 * GiB)
+    assert trl.peak == trl.static + trl.update
+    verl = plan_memory(PAPER, GPUPlan(engine="verl", num_gpus=gpus, per_device_train_batch_size=2))
+    assert verl.extra == () and verl.kv_cache == int(0.3 * 80 * GiB)  # only while sampling
+    assert verl.peak == verl.static + max(verl.kv_cache, verl.update) < trl.peak
+    server = plan_memory(PAPER, GPUPlan(engine="trl", vllm_mode="server", vllm_server_gpus=1))
+    assert server.extra == () and server.peak == server.static + server.update
+
+
+def test_check_plan_refuses_a_plan_that_cannot_fit_and_names_the_knob():
+    plan = GPUPlan(engine="trl", num_gpus=8, gpu_memory_gib=40, per_device_train_batch_size=8)
+    with pytest.raises(MemoryBudgetError, match=r"per_device_train_batch_size=\d") as err:
+        check_plan(PAPER, plan)
+    assert "per GPU" in str(err.value)
+    with pytest.raises(MemoryBudgetError, match="more GPUs"):
+        check_plan(PAPER, GPUPlan(engine="trl", num_gpus=1, gpu_memory_gib=24, per_device_train_batch_size=1))
+    assert check_plan(PAPER, dataclasses.replace(plan, per_device_train_batch_size=1)).peak <= 40 * GiB
+
+
+@pytest.mark.parametrize("engine", ["trl", "verl"])
+def test_math_gpu_dry_run_on_each_engine(engine):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run", "--suite", "math-gpu", "--dry-run", "--engine", engine],
+                         cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"engine {engine}: 8 x 80 GiB GPUs" in out.stdout
+    assert "memory per GPU of Qwen/Qwen3-4B-Base (fits 80 GiB)" in out.stdout
+    peak = float(out.stdout.split("  peak")[1].split("GiB")[0])
+    assert 10 < peak < 80
+    marker = "polyenv.integrations.trl_train --suite math-gpu" if engine == "trl" else "algorithm.adv_estimator="
+    assert out.stdout.count(marker) == 3  # one launch command per agent
+
+
+def test_trl_launch_script_trains_a_tiny_model_on_cpu(tmp_path):
+    tiny = build_tiny_model_dir(tmp_path / "tiny")
+    sets = [f"model={tiny}", "max_steps=1", "prompts_per_step=2", "num_generations=4", "set_size=2",
+            "max_completion_length=8", f"output_dir={tmp_path / 'runs'}", "num_threads=1"]
+    cmd = [sys.executable, "-m", "polyenv.integrations.trl_train", "--preset", "cpu-polynomial-tiny", "--set", *sets,
+           "--gpus", "1", "--per-device-train-batch-size", "4", "--cpu", "--no-vllm"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name == "trl__PolySet-Polynomial-v0__poly_epo__0"
+    assert (run / "final" / "model.safetensors").exists()
+
+
+def test_math_gpu_dry_run_refuses_a_plan_that_cannot_fit(monkeypatch, capsys):
+    import benchmarks.run as run
+    from benchmarks.suites import MATH_GPU
+
+    small = dataclasses.replace(MATH_GPU, gpu={**MATH_GPU.gpu, "gpu_memory_gib": 40.0, "per_device_train_batch_size": 8})
+    monkeypatch.setattr(run, "get_suite", lambda name: small)
+    with pytest.raises(SystemExit, match=r"refused: trl plan .* needs about \d+\.\d GiB per GPU but a GPU has 40 GiB"):
+        run.main(["--suite", "math-gpu", "--dry-run"])
