@@ -211,3 +211,21 @@ def test_paper_overrides_name_real_verl_config_keys():
             node = node._get_node(part)
         assert present != key.startswith("+"), f"{key}: {'missing from' if not present else 'already in'} verl's config"
     assert OmegaConf.select(config, "actor_rollout_ref.actor.loss_agg_mode") == "token-mean"  # so we must set it
+
+
+def test_reward_manager_reports_a_split_group(monkeypatch):
+    """Responses of a group that never all reach this worker fail with the setting to change, not a hang."""
+    from transformers import AutoTokenizer
+
+    from polyenv.models import resolve_model
+
+    monkeypatch.setattr(pv, "GROUP_TIMEOUT_S", 0.2)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m"))
+    row = pv.dataset_rows(PARITY_ID, 1, seed=6)[0]
+    ids = torch.tensor([tokenizer.encode("ab")])
+    data = DataProto.from_dict(tensors={"prompts": ids, "responses": ids, "attention_mask": torch.ones(1, 4)},
+                               non_tensors={"uid": np.array(["u"], dtype=object),
+                                            "extra_info": np.array([row["extra_info"]], dtype=object)})
+    manager = pv.PolySetRewardManager(OmegaConf.create({}), tokenizer, group_size=4)
+    with pytest.raises(RuntimeError, match=r"reward.num_workers=1"):
+        manager.loop.run_until_complete(manager.run_single(data[0:1]))

@@ -251,6 +251,7 @@ def verl_overrides(cfg: Any, plan: GPUPlan, data_dir: str = "data/polyenv") -> l
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={plan.per_device_train_batch_size}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={plan.per_device_train_batch_size}",
         "reward.reward_manager.name=polyenv",
+        "reward.num_workers=1",  # verl streams responses to random reward workers; one keeps each group whole
         f"trainer.n_gpus_per_node={plan.num_gpus}",
         "trainer.nnodes=1",
         f"trainer.total_training_steps={cfg.max_steps}",

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import inspect
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -203,8 +204,9 @@ def _reward_manager_class() -> type:
         (same ``uid``) are in, then the group is scored with :func:`polyenv.integrations.score_groups` and each
         response gets ``{"reward_score": r, "reward_extra_info": {"acc", "strategy", "set_size", "objective"}}``.
         The env comes from the dataset row's ``extra_info`` (``env_id``, ``env_kwargs``, ``index``), as written
-        by :func:`write_dataset`. A group must reach one reward worker whole: the number of reward-loop workers must
-        divide the prompts per step.
+        by :func:`write_dataset`. A group must reach one reward worker whole: verl streams each response to a
+        random reward worker, so run one (``reward.num_workers=1``; groups are still scored concurrently, in threads,
+        each with its own env instance).
         """
 
         def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None, reward_router_address: Any = None,
@@ -214,17 +216,29 @@ def _reward_manager_class() -> type:
                 group_size = int(config.actor_rollout_ref.rollout.n)
             self.group_size = int(group_size)
             self._pending: dict[str, list[tuple[str, dict[str, Any], asyncio.Future]]] = {}
-            self._envs: dict[str, Any] = {}
+            self._free_envs: dict[str, list[Any]] = {}  # groups are scored in threads: one env per group at a time
+            self._lock = threading.Lock()
 
-        def env(self, env_id: str, env_kwargs: dict[str, Any]) -> Any:
+        def _take_env(self, env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, Any]:
             key = json.dumps([env_id, env_kwargs], sort_keys=True)
-            if key not in self._envs:
-                import gymnasium as gym
+            with self._lock:
+                free = self._free_envs.setdefault(key, [])
+                if free:
+                    return key, free.pop()
+            import gymnasium as gym
 
-                import polyenv  # noqa: F401
+            import polyenv  # noqa: F401
 
-                self._envs[key] = gym.make(env_id, **env_kwargs)
-            return self._envs[key]
+            return key, gym.make(env_id, **env_kwargs)
+
+        def _score_group(self, extra: dict[str, Any], texts: list[str]) -> tuple[dict[str, Any], Any]:
+            key, env = self._take_env(extra["env_id"], json.loads(extra.get("env_kwargs") or "{}"))
+            try:
+                (info,) = score_groups(env, [int(extra["index"])], [texts])
+                return info, env.unwrapped
+            finally:
+                with self._lock:
+                    self._free_envs[key].append(env)
 
         async def run_single(self, data: Any) -> dict[str, Any]:
             item = data[-1]
@@ -233,7 +247,8 @@ def _reward_manager_class() -> type:
             text = self.tokenizer.decode(response_ids[:length], skip_special_tokens=True)
             extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
             uid = str(item.non_tensor_batch["uid"])
-            future = self.loop.create_future()
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
             pending = self._pending.setdefault(uid, [])
             pending.append((text, extra, future))
             if len(pending) > self.group_size:
@@ -245,20 +260,18 @@ def _reward_manager_class() -> type:
                 return await asyncio.wait_for(asyncio.shield(future), GROUP_TIMEOUT_S)
             except asyncio.TimeoutError as err:
                 raise RuntimeError(
-                    f"group {uid}: {len(pending)} of {self.group_size} responses reached this reward worker; the "
-                    "number of reward-loop workers must divide the prompts per step so groups are not split") from err
+                    f"group {uid}: only part of its {self.group_size} responses reached this reward worker in "
+                    f"{GROUP_TIMEOUT_S:.0f} s; run one reward worker (reward.num_workers=1) so groups are whole") from err
 
         async def _score(self, members: list[tuple[str, dict[str, Any], asyncio.Future]]) -> None:
             texts = [m[0] for m in members]
-            extra = members[0][1]
-            env = self.env(extra["env_id"], json.loads(extra.get("env_kwargs") or "{}"))
             try:
-                (info,) = await self.loop.run_in_executor(None, score_groups, env, [int(extra["index"])], [texts])
+                info, base = await asyncio.get_running_loop().run_in_executor(None, self._score_group, members[0][1],
+                                                                              texts)
             except Exception as exc:  # noqa: BLE001 (every response waiting on the group sees the error)
                 for *_, future in members:
                     future.set_exception(exc)
                 return
-            base = env.unwrapped
             objective = getattr(base.objective, "name", getattr(base.objective, "__name__", "polychromic"))
             for j, (*_, future) in enumerate(members):
                 future.set_result({"reward_score": info["rewards"][j], "reward_extra_info": {
