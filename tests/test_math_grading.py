@@ -85,7 +85,8 @@ def test_extract_is_linear_on_thousands_of_nested_boxes():
     text = "\\boxed{" * 20_000 + "5" + "}" * 20_000  # 200k characters
     t0 = time.perf_counter()
     boxed = extract_boxed(text)
-    assert time.perf_counter() - t0 < 2.0
+    # A hang guard, not a speed claim: a quadratic scan of 200k characters takes minutes; linear takes milliseconds.
+    assert time.perf_counter() - t0 < 30.0
     assert boxed.answer is None and boxed.rejected
 
 
