@@ -40,6 +40,9 @@ MAX_TEMPERATURE = 2.0
 DEPRECATED_NAMES: dict[str, str] = {"num_steps": "max_steps", "eval_steps": "callback_steps",
                                     "log_tensorboard": "report_to"}
 """Old field name -> new name; the old names are accepted (with a FutureWarning) until the next release."""
+DEFAULT_PER_DEVICE_TRAIN_BATCH_SIZE = 8
+"""Completions per micro-batch when neither ``per_device_train_batch_size`` nor ``gradient_accumulation_steps`` is
+given."""
 
 
 def agent_names() -> tuple[str, ...]:
@@ -106,8 +109,9 @@ class TrainConfig:
     # ---- rollout ----------------------------------------------------------------------------------------------
     seed: int = option(
         0,
-        "Seeds model-independent randomness: problem draws, sampling, mini-batch order. A CPU run is "
-        "deterministic.")
+        "Seeds model-independent randomness: problem draws, sampling, mini-batch order. Same machine, same seed, "
+        "same config: identical metrics and weights (tested); across CPU models float kernels differ and runs "
+        "drift apart.")
     max_steps: int = option(100, "Training steps (one batch of B prompts each); TRL's name.")
     prompts_per_step: int = option(8, "B: prompts (env instances) per step, split evenly across processes.")
     num_generations: int = option(
@@ -148,9 +152,19 @@ class TrainConfig:
         None,
         "Prompts per optimiser step (verl's ppo_mini_batch_size, counted in prompts, all processes together); "
         "None = prompts_per_step (one optimiser step per epoch).")
-    gradient_accumulation_steps: int = option(
-        1,
-        "Micro-batches per mini-batch and process (memory knob; the gradient is the same).")
+    per_device_train_batch_size: int | None = option(
+        None,
+        "Completions per forward/backward pass on each process (TRL's name): the memory knob; the gradient is the "
+        "same. None = 8 (fits a 135M model in 8 GB on CPU), unless gradient_accumulation_steps is given. Before the "
+        "first step the trainer estimates the peak memory (agents.memory) and refuses a value that cannot fit.")
+    gradient_accumulation_steps: int | None = option(
+        None,
+        "Instead of per_device_train_batch_size: split each mini-batch on each process into this many equal "
+        "micro-batches. Give at most one of the two.")
+    check_memory: bool = option(
+        True,
+        "Estimate peak memory before the first step and stop, naming the knob to turn, when it exceeds what the "
+        "device has (POLYENV_MEMORY_BUDGET_GB overrides the measured budget).")
 
     # ---- run directory, checkpoints, logging --------------------------------------------------------------------
     output_dir: str = option("runs", "Parent directory of run directories.")
@@ -198,7 +212,14 @@ class TrainConfig:
         check_int("max_prompt_length", self.max_prompt_length, low=1)
         check_int("max_completion_length", self.max_completion_length, low=1)
         check_int("num_iterations", self.num_iterations, low=1)
-        check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, low=1)
+        if self.per_device_train_batch_size is not None:
+            check_int("per_device_train_batch_size", self.per_device_train_batch_size, low=1)
+        if self.gradient_accumulation_steps is not None:
+            check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, low=1)
+            if self.per_device_train_batch_size is not None:
+                raise ValueError(f"give per_device_train_batch_size={self.per_device_train_batch_size} or "
+                                 f"gradient_accumulation_steps={self.gradient_accumulation_steps}, not both (each "
+                                 "one decides the micro-batch size)")
         check_int("save_steps", self.save_steps, low=1)
         check_int("callback_steps", self.callback_steps, low=0)
         if isinstance(self.report_to, str):  # TRL accepts one name as a string
@@ -379,7 +400,7 @@ _PAPER: dict[str, Any] = {
     "num_generations": 8, "prompts_per_step": 128, "mini_batch_size": 64, "learning_rate": 1e-6, "temperature": 1.0,
     "max_prompt_length": 1024, "max_completion_length": 4096, "epsilon": 0.2, "epsilon_high": 0.28, "beta": 0.0,
     "max_grad_norm": 0.3, "num_iterations": 1, "loss_type": "dr_grpo", "scale_rewards": "none", "max_steps": 400,
-    "save_steps": 10, "gradient_accumulation_steps": 8, "gradient_checkpointing": True, "report_to": ["tensorboard"],
+    "save_steps": 10, "per_device_train_batch_size": 8, "gradient_checkpointing": True, "report_to": ["tensorboard"],
 }
 
 TINY_BASE_COMMAND = "python -m agents.warmstart --env PolySet-Polynomial-v0"
@@ -396,7 +417,7 @@ _CPU_TINY: dict[str, Any] = {
 _CPU_SMOLLM2: dict[str, Any] = {
     "env_id": "PolySet-Polynomial-v0", "agent": "poly_epo", "model": "smollm2-135m", "set_size": 4,
     "num_generations": 8, "prompts_per_step": 8, "learning_rate": 1e-5, "temperature": 1.0, "max_prompt_length": 256,
-    "max_completion_length": 64, "max_steps": 50, "save_steps": 5, "gradient_accumulation_steps": 4,
+    "max_completion_length": 64, "max_steps": 50, "save_steps": 5, "per_device_train_batch_size": 16,
     "num_threads": 2,
 }
 

@@ -208,8 +208,9 @@ class MemoryEstimate:
         return "\n".join(lines + [f"  ({n})" for n in self.notes])
 
 
-class MemoryBudgetError(MemoryError):
-    """A plan whose estimated peak memory exceeds what the device has; the message says which knob to turn."""
+class MemoryBudgetError(ValueError):
+    """A plan whose estimated peak memory exceeds what the device has; the message says which knob to turn (a
+    ``ValueError``: it is a setting that cannot work on this machine)."""
 
 
 def activation_elements_per_layer(dims: ModelDims, query_tokens: int, key_tokens: int,
@@ -351,9 +352,10 @@ def largest_fitting(build: Any, budget: int, candidates: list[int]) -> int | Non
     return fitting[-1] if fitting else None
 
 
-def memory_budget(device: Any = "cpu") -> int:
-    """Bytes this process may use in all on ``device``: on CPU what it holds now (RSS) plus what the system (or its
-    cgroup limit, when lower) has available; on CUDA the free device memory plus what PyTorch already reserved."""
+def memory_budget(device: Any = "cpu", local_processes: int = 1) -> int:
+    """Bytes this process may use in all on ``device``: on CPU what it holds now (RSS) plus its share (of
+    ``local_processes`` on this machine) of what the system, or its cgroup limit when lower, has available; on CUDA
+    the free device memory plus what PyTorch already reserved."""
     kind = str(device).split(":")[0]
     if kind == "cuda":
         import torch
@@ -367,7 +369,7 @@ def memory_budget(device: Any = "cpu") -> int:
     rss = psutil.Process().memory_info().rss
     available = psutil.virtual_memory().available
     limit = _cgroup_headroom()
-    return int(rss + (available if limit is None else min(available, limit)))
+    return int(rss + (available if limit is None else min(available, limit)) // max(1, local_processes))
 
 
 def _cgroup_headroom() -> int | None:
@@ -390,11 +392,9 @@ def check_fits(estimate: MemoryEstimate, budget: int, *, knob: str = "per_device
     if estimate.peak <= budget:
         return
     now = f" (now {current})" if current is not None else ""
-    fix = (f"set {knob}={suggestion}" if suggestion is not None
+    fix = (f"set {knob}={suggestion}{now}" if suggestion is not None
            else f"lower {knob}{now}; if it is already 1, shorten the completions, enable gradient_checkpointing "
                 "or use a smaller model")
-    if suggestion is not None:
-        fix += f" (now {current})" if current is not None else ""
     raise MemoryBudgetError(
         f"{what} needs about {estimate.peak / GiB:.1f} GiB but only {budget / GiB:.1f} GiB is available: {fix}. "
         f"Estimate by term:\n{estimate.format(budget)}")
@@ -413,3 +413,63 @@ def env_budget_override() -> int | None:
     if value <= 0:
         raise ValueError(f"POLYENV_MEMORY_BUDGET_GB must be positive, got {raw!r}")
     return int(value * GiB)
+
+
+def train_memory_estimate(config: Any, dims: ModelDims, *, prompt_length: int, micro_batch_size: int,
+                          shared_prefix_group: int = 1, world_size: int = 1, device: str = "cpu",
+                          param_dtype: Any = "float32", compute_dtype: Any | None = None,
+                          logits_chunk_bytes: int | None = None, attn_implementation: str = "sdpa"
+                          ) -> MemoryEstimate:
+    """The estimate for one process of ``agents.trainer`` running ``config`` (a ``TrainConfig``): the whole
+    generation batch (``prompts_per_step / world_size`` prompts x ``num_generations``) is sampled at once, the
+    update runs micro-batches of ``micro_batch_size`` completions, and ``beta > 0`` keeps a reference model."""
+    chunk_tokens = None
+    if logits_chunk_bytes is not None:
+        chunk_tokens = max(1, int(logits_chunk_bytes) // (4 * dims.vocab_size))
+    return estimate_memory(
+        dims, micro_batch_size=micro_batch_size, prompt_length=prompt_length,
+        completion_length=config.max_completion_length,
+        generation_batch_size=config.prompts_per_step // world_size * config.num_generations,
+        shared_prefix_group=shared_prefix_group, param_dtype=param_dtype, compute_dtype=compute_dtype,
+        gradient_checkpointing=config.gradient_checkpointing, attn_implementation=attn_implementation,
+        logits_chunk_tokens=chunk_tokens, reference_model=config.beta > 0, device=device)
+
+
+def preflight_check(config: Any, dims: ModelDims, *, prompt_length: int, rows_per_mini_batch: int,
+                    group_size: int, budget: int, share_prompt_prefix: bool = True, **estimate_kwargs: Any
+                    ) -> MemoryEstimate:
+    """Estimate the peak memory of ``config`` on one process and raise :class:`MemoryBudgetError` naming
+    ``per_device_train_batch_size`` (with the largest value that fits) when it exceeds ``budget``. Returns the
+    estimate. ``rows_per_mini_batch`` = completions per optimiser step on this process; ``estimate_kwargs`` go to
+    :func:`train_memory_estimate`."""
+    from agents.update import micro_batch_plan
+
+    def plan(per_device: int | None, accum: int | None = None) -> tuple[int, int]:
+        """(rows of the largest micro-batch, rows per shared-prompt unit) of a setting."""
+        cfg = dataclasses.replace(config, per_device_train_batch_size=per_device, gradient_accumulation_steps=accum)
+        unit, count = micro_batch_plan(rows_per_mini_batch, group_size, cfg, share_prompt_prefix)
+        return math.ceil(rows_per_mini_batch // unit / count) * unit, unit
+
+    def build(per_device: int | None, accum: int | None = None) -> MemoryEstimate:
+        micro, unit = plan(per_device, accum)
+        return train_memory_estimate(config, dims, prompt_length=prompt_length, micro_batch_size=micro,
+                                     shared_prefix_group=unit, **estimate_kwargs)
+
+    estimate = build(config.per_device_train_batch_size, config.gradient_accumulation_steps)
+    if estimate.peak <= budget:
+        return estimate
+    current = plan(config.per_device_train_batch_size, config.gradient_accumulation_steps)[0]
+    # Suggest the size of the micro-batches a fitting setting really makes (e.g. 63 of 64 rows makes two of 32).
+    sizes = sorted({plan(c)[0] for c in range(1, current)})
+    fitting = largest_fitting(build, budget, sizes)
+    what = (f"training {dims.parameters / 1e6:.0f}M parameters with micro-batches of {current} completions of up "
+            f"to {prompt_length} + {config.max_completion_length} tokens")
+    if fitting is None:
+        smallest = build(1)
+        raise MemoryBudgetError(
+            f"{what} needs about {estimate.peak / GiB:.1f} GiB but only {budget / GiB:.1f} GiB is available, and "
+            f"even per_device_train_batch_size=1 needs {smallest.peak / GiB:.1f} GiB: lower max_completion_length, "
+            "prompts_per_step or num_generations (the generation batch), enable gradient_checkpointing, or use a "
+            f"smaller model. Estimate by term:\n{estimate.format(budget)}")
+    check_fits(estimate, budget, current=current, suggestion=fitting, what=what)
+    return estimate  # pragma: no cover - check_fits raised

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,7 +33,7 @@ from agents.metrics import METRIC_KEYS, metric_sums, metrics_row
 from agents.policy import Policy
 from agents.run_dir import RESUMABLE_CHANGES, RunDir, find_checkpoint, read_metrics, resolve_run_dir
 from agents.seeding import ENV_SEED, SAMPLE_SEED, derived_seed, seed_everything
-from agents.update import NonFiniteError, UpdateBatch, UpdateStats, update_policy
+from agents.update import NonFiniteError, UpdateBatch, UpdateStats, micro_batch_plan, update_policy
 
 __all__ = [
     "METRIC_KEYS", "RESUMABLE_CHANGES", "Callback", "NonFiniteError", "Trainer", "UpdateBatch", "UpdateStats",
@@ -83,10 +84,11 @@ class Trainer:
             raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the number of processes "
                              f"({self.world_size})")
         mini = cfg.mini_batch_size or cfg.prompts_per_step
-        if mini % self.world_size or (mini // self.world_size * cfg.num_generations) % cfg.gradient_accumulation_steps:
-            raise ValueError(f"mini_batch_size={mini} prompts x num_generations={cfg.num_generations} per process "
-                             f"({self.world_size} processes) must split into gradient_accumulation_steps="
-                             f"{cfg.gradient_accumulation_steps} equal micro-batches")
+        if mini % self.world_size:
+            raise ValueError(f"mini_batch_size={mini} prompts must split evenly over {self.world_size} processes")
+        self.rows_per_mini = mini // self.world_size * cfg.num_generations  # completions per optimiser step here
+        micro_batch_plan(self.rows_per_mini, cfg.num_generations, cfg)  # ValueError when the split cannot work
+        self.memory_checked = not cfg.check_memory
         self.local_prompts = cfg.prompts_per_step // self.world_size
 
         # Environments first: they are cheap and catch bad env arguments before the model loads.
@@ -133,6 +135,8 @@ class Trainer:
         first = self.rank * self.local_prompts
         prompts = [env.reset(seed=derived_seed(cfg.seed, ENV_SEED, step, first + i))[0]
                    for i, env in enumerate(self.envs)]
+        if not self.memory_checked:  # before the first step's compute: refuse a plan that cannot fit
+            self._check_memory(prompts)
         with torch.no_grad():
             rollouts = self.policy.generate(
                 prompts, num_generations=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -169,6 +173,30 @@ class Trainer:
         if torch.cuda.is_available():
             row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         return row
+
+    def _check_memory(self, prompts: list[str]) -> None:
+        """Estimate this process's peak memory for the first batch's prompts (:mod:`agents.memory`) and raise
+        :class:`agents.memory.MemoryBudgetError` naming ``per_device_train_batch_size`` when it cannot fit."""
+        from agents.memory import ModelDims, env_budget_override, memory_budget, preflight_check
+        from agents.policy import LOGITS_CHUNK_BYTES, output_head
+
+        cfg, model = self.config, self.policy.model
+        device = self.accelerator.device
+        prompt_length = max(len(r) for r in self.policy.prompt_token_ids(prompts, cfg.max_prompt_length))
+        budget = env_budget_override() or memory_budget(device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        dtype = str(model.dtype).removeprefix("torch.")
+        mixed = {"bf16": "bfloat16", "fp16": "float16"}.get(str(self.accelerator.mixed_precision))
+        attn = getattr(model.config, "_attn_implementation", "sdpa")
+        self.memory_estimate = preflight_check(cfg, ModelDims.from_model(model), prompt_length=prompt_length,
+                        rows_per_mini_batch=self.rows_per_mini, group_size=cfg.num_generations, budget=budget,
+                        share_prompt_prefix=self.policy.share_prompt_prefix, world_size=self.world_size,
+                        device=device.type, param_dtype=dtype, compute_dtype=mixed,
+                        logits_chunk_bytes=LOGITS_CHUNK_BYTES if output_head(model) is not None else None,
+                        attn_implementation="eager" if attn == "eager" else "sdpa")
+        self.memory_checked = True
+        if self.is_main:
+            print(f"memory: estimated peak {self.memory_estimate.peak / 2**30:.1f} GiB per process, "
+                  f"{budget / 2**30:.1f} GiB available", file=sys.stderr, flush=True)
 
     def _sum_over_processes(self, sums: dict[str, float]) -> dict[str, float]:
         if self.world_size == 1:

@@ -70,18 +70,43 @@ class UpdateStats:
 
 
 def micro_batches(order: torch.Tensor, lengths: torch.Tensor, count: int, unit: int = 1) -> list[torch.Tensor]:
-    """Split the unit indices ``order`` into ``count`` equal micro-batches of similar lengths (less padding) and
-    return their row indices; a unit is ``unit`` consecutive rows (one prompt's group when prefixes are shared)."""
+    """Split the unit indices ``order`` into ``count`` micro-batches (sizes differ by at most one unit) of similar
+    lengths (less padding) and return their row indices; a unit is ``unit`` consecutive rows (one prompt's group
+    when prefixes are shared)."""
     by_length = order[torch.sort(lengths[order], descending=True, stable=True).indices]
     offsets = torch.arange(unit)
-    return [(chunk[:, None] * unit + offsets).reshape(-1) for chunk in torch.chunk(by_length, count)]
+    return [(chunk[:, None] * unit + offsets).reshape(-1) for chunk in torch.tensor_split(by_length, count)]
+
+
+def micro_batch_plan(rows: int, group_size: int, config: TrainConfig, share_prompt_prefix: bool = True
+                     ) -> tuple[int, int]:
+    """``(unit, count)``: a mini-batch of ``rows`` rows on one process is cut into ``count`` micro-batches of whole
+    units of ``unit`` rows: ``group_size`` (one prompt's N samples, whose prompt then runs once) when micro-batches
+    can hold whole groups, else 1. ``per_device_train_batch_size`` caps the rows of a micro-batch (default
+    :data:`agents.config.DEFAULT_PER_DEVICE_TRAIN_BATCH_SIZE`); ``gradient_accumulation_steps`` instead fixes
+    ``count`` (it must divide ``rows``)."""
+    from agents.config import DEFAULT_PER_DEVICE_TRAIN_BATCH_SIZE
+
+    share = (group_size >= 2 and share_prompt_prefix and not config.gradient_checkpointing
+             and rows % group_size == 0)
+    accum = config.gradient_accumulation_steps
+    if accum is not None:
+        if rows % accum:
+            raise ValueError(f"{rows} completions per mini-batch and process do not split into "
+                             f"gradient_accumulation_steps={accum} equal micro-batches; set "
+                             "per_device_train_batch_size instead (micro-batches of at most that many completions)")
+        return (group_size if share and (rows // group_size) % accum == 0 else 1), accum
+    per = config.per_device_train_batch_size or DEFAULT_PER_DEVICE_TRAIN_BATCH_SIZE
+    unit = group_size if share and per % group_size == 0 else 1
+    return unit, math.ceil(rows // unit / (per // unit))
 
 
 def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: UpdateBatch, config: TrainConfig, step: int,
                   *, accelerator: Any = None, ref_model: Any = None, world_size: int = 1, rank: int = 0,
                   share_prompt_prefix: bool = True) -> UpdateStats:
     """``num_iterations`` PPO epochs over ``batch``: mini-batches of ``mini_batch_size`` prompts (one optimiser step
-    each), each split into ``gradient_accumulation_steps`` micro-batches. Raises :class:`NonFiniteError` before an
+    each), each split into micro-batches of at most ``per_device_train_batch_size`` sequences
+    (:func:`micro_batch_plan`). Raises :class:`NonFiniteError` before an
     optimiser step whose loss or gradient is not finite. ``share_prompt_prefix`` runs each prompt once per
     micro-batch when micro-batches can hold whole groups (same result up to float rounding)."""
     cfg = config
@@ -89,12 +114,8 @@ def update_policy(model: Any, optimizer: torch.optim.Optimizer, batch: UpdateBat
     lengths = batch.completion_mask.sum(-1)
     num_mini = cfg.prompts_per_step // (cfg.mini_batch_size or cfg.prompts_per_step)
     mini_size = n_seq // num_mini
-    accum = cfg.gradient_accumulation_steps
     # Micro-batches of whole groups share each prompt's forward pass; otherwise they are cut from single rows.
-    unit = batch.group_size
-    if (unit < 2 or cfg.gradient_checkpointing or not share_prompt_prefix or n_seq % unit
-            or (mini_size // unit) % accum or mini_size % unit):
-        unit = 1
+    unit, accum = micro_batch_plan(mini_size, batch.group_size, cfg, share_prompt_prefix)
     unit_lengths = lengths.view(-1, unit).amax(-1)
     units_per_mini = mini_size // unit
     device = next(model.parameters()).device

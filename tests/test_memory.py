@@ -264,3 +264,108 @@ def test_token_log_probs_by_hand():
         torch.testing.assert_close(ent, expected_entropy)
     with pytest.raises(ValueError, match="chunk_tokens"):
         token_log_probs(hidden, weight, bias, ids, chunk_tokens=0)
+
+
+# ---- micro-batches: the knob, its plan, and the pre-flight refusal -----------------------------------------------
+def _train_config(**overrides):
+    from agents.config import TrainConfig
+
+    return TrainConfig(**{"env_id": "PolySet-Polynomial-v0", "model": "smollm2-135m", **overrides})
+
+
+@pytest.mark.parametrize("overrides, plan", [
+    ({}, (8, 8)),  # default: 8 completions per micro-batch, one prompt group each (its prompt runs once)
+    ({"per_device_train_batch_size": 16}, (8, 4)),
+    ({"per_device_train_batch_size": 64}, (8, 1)),
+    ({"per_device_train_batch_size": 4}, (1, 16)),  # smaller than a group: rows, no shared prompt
+    ({"per_device_train_batch_size": 6}, (1, 11)),  # 10 x 6 + 1 x 4
+    ({"gradient_accumulation_steps": 2}, (8, 2)),
+    ({"gradient_accumulation_steps": 16}, (1, 16)),
+    ({"gradient_checkpointing": True}, (1, 8)),
+])
+def test_micro_batch_plan(overrides, plan):
+    from agents.update import micro_batch_plan
+
+    assert micro_batch_plan(64, 8, _train_config(**overrides)) == plan
+    assert micro_batch_plan(64, 8, _train_config(**overrides), share_prompt_prefix=False)[0] == 1
+
+
+def test_micro_batch_knob_validation():
+    from agents.update import micro_batch_plan
+
+    with pytest.raises(ValueError, match="not both"):
+        _train_config(per_device_train_batch_size=4, gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="per_device_train_batch_size must be an integer >= 1"):
+        _train_config(per_device_train_batch_size=0)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=3 equal micro-batches; set "
+                                         "per_device_train_batch_size"):
+        micro_batch_plan(64, 8, _train_config(gradient_accumulation_steps=3))
+
+
+def test_uneven_micro_batches_give_the_same_update(small_llama_dir):
+    """The gradient does not depend on the micro-batch size (dr_grpo normalises per mini-batch)."""
+    from agents.policy import Policy
+    from agents.update import UpdateBatch, update_policy
+
+    results = []
+    for per_device in (8, 3, 1):
+        policy = Policy.from_pretrained(str(small_llama_dir), device="cpu")
+        rollouts = policy.generate(["Say a word.", "Count to three."], num_generations=4, max_new_tokens=6, seed=0)
+        adv = torch.tensor([[1.0, -1.0, 0.5, -0.5], [0.25, 0.0, -0.25, 0.0]])
+        opt = torch.optim.SGD(policy.model.parameters(), lr=1e-2)
+        cfg = _train_config(model=str(small_llama_dir), prompts_per_step=2, num_generations=4, set_size=2,
+                            max_completion_length=6, per_device_train_batch_size=per_device)
+        stats = update_policy(policy.model, opt, UpdateBatch.from_rollouts(rollouts, adv), cfg, step=1)
+        results.append(({k: v.detach().clone() for k, v in policy.model.state_dict().items()}, stats))
+    (ref, ref_stats), *others = results
+    for weights, stats in others:
+        assert stats.grad_norms == pytest.approx(ref_stats.grad_norms, rel=1e-5)
+        assert all(torch.allclose(weights[k], ref[k], atol=1e-6) for k in ref)
+
+
+@pytest.fixture(scope="module")
+def small_llama_dir(tmp_path_factory):
+    from rl_helpers import build_tiny_model_dir
+
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny"))
+
+
+def test_preflight_refuses_the_old_default_and_names_the_knob():
+    from agents.memory import preflight_check
+
+    dims = ModelDims.from_config(SMOLLM2)
+    kwargs = {"prompt_length": 100, "rows_per_mini_batch": 64, "group_size": 8, "logits_chunk_bytes": 256 * 2**20}
+    # the default (8 completions per micro-batch) fits in 8 GiB
+    est = preflight_check(_train_config(), dims, budget=8 * GiB, **kwargs)
+    assert est.peak < 8 * GiB
+    # the old default, one micro-batch of all 64 completions, does not: the error names the knob and a value
+    with pytest.raises(MemoryBudgetError, match=r"per_device_train_batch_size=\d+ \(now 64\)") as err:
+        preflight_check(_train_config(gradient_accumulation_steps=1), dims, budget=8 * GiB, **kwargs)
+    assert "activations" in str(err.value)
+    suggested = int(str(err.value).split("per_device_train_batch_size=")[1].split(" ")[0])
+    assert preflight_check(_train_config(per_device_train_batch_size=suggested), dims, budget=8 * GiB, **kwargs)
+    with pytest.raises(MemoryBudgetError, match="even per_device_train_batch_size=1 needs"):
+        preflight_check(_train_config(), dims, budget=2 * GiB, **kwargs)
+
+
+def test_trainer_refuses_before_the_first_step(small_llama_dir, tmp_path, monkeypatch):
+    """End to end on the command line: a budget too small for the plan stops the run with the knob's name, before
+    any sampling (no metrics written)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+           "POLYENV_MEMORY_BUDGET_GB": "0.3"}
+    cmd = [sys.executable, "-m", "agents.train", "--env", "PolySet-Polynomial-v0", "--model", str(small_llama_dir),
+           "--max-steps", "1", "--prompts-per-step", "2", "--num-generations", "4", "--set-size", "2",
+           "--max-completion-length", "64", "--max-prompt-length", "128", "--output-dir", str(tmp_path), "--run-name",
+           "r", "--num-threads", "1",
+           "--no-progress"]
+    out = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                         check=False, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "error: " in out.stderr and "per_device_train_batch_size" in out.stderr and "0.3 GiB" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "r" / "metrics.jsonl").exists() or not (tmp_path / "r" / "metrics.jsonl").read_text()
