@@ -216,3 +216,12 @@ def test_real_solutions_are_not_flagged() -> None:
     texts += [json.loads(line)["answer"] for line in (root / "gsm8k" / "test.jsonl").open()]
     flagged = [t[:80] for t in texts if degenerate_reason(t) is not None]
     assert len(texts) > 6000 and flagged == []
+
+
+def test_math_env_takes_cluster_unanswered() -> None:
+    env = gym.make("PolySet-GSM8K-v0", split="test", judge="embedding", judge_kwargs={"device": "cpu"},
+                   cluster_unanswered=True)
+    assert env.spec.kwargs["cluster_unanswered"] is True
+    env.reset(options={"index": 0})
+    _, _, _, _, info = env.step(["The answer is \\boxed{18}.", "I would rather talk about the weather today."])
+    assert D not in info["strategies"] and info["errors"][1] == "no \\boxed{} answer"

@@ -112,6 +112,7 @@ class MathEnv(SetEnv):
         max_answer_chars: int = MAX_ANSWER_CHARS,
         hub_timeout: float = HUB_PROBE_TIMEOUT,
         render_mode: str | None = None,
+        cluster_unanswered: bool = False,
     ) -> None:
         if not isinstance(grading_timeout, (int, float)) or isinstance(grading_timeout, bool) or grading_timeout <= 0:
             raise ValueError(f"grading_timeout must be a positive number of seconds, got {grading_timeout!r}")
@@ -124,7 +125,8 @@ class MathEnv(SetEnv):
         if judge == "llm" or (judge is None and self.default_judge == "llm"):
             judge_kwargs = {"domain_hint": MATH_JUDGE_HINT, **(judge_kwargs or {})}
         super().__init__(set_size=set_size, objective=objective, judge=judge, judge_kwargs=judge_kwargs, split=split,
-                         max_generation_chars=max_generation_chars, render_mode=render_mode)
+                         max_generation_chars=max_generation_chars, render_mode=render_mode,
+                         cluster_unanswered=cluster_unanswered)
         self.dataset = dataset
         self.grading_timeout = float(grading_timeout)
         self.max_answer_chars = max_answer_chars
