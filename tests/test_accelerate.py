@@ -29,7 +29,8 @@ assert trainer.world_size == 2, trainer.world_size
 run_dir = trainer.run()
 model = trainer.accelerator.unwrap_model(trainer.model)
 torch.save({{k: v.detach().cpu() for k, v in model.state_dict().items()}}, f"{{sys.argv[2]}}/rank{{trainer.rank}}.pt")
-print("rank", trainer.rank, "prompts", len(trainer.envs), "run", run_dir)
+with open(f"{{sys.argv[2]}}/rank{{trainer.rank}}.json", "w") as f:  # a file per rank: printed lines can interleave
+    json.dump({{"rank": trainer.rank, "prompts": len(trainer.envs)}}, f)
 """
 
 
@@ -54,7 +55,8 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
            "--main_process_port", str(_free_port()), str(script), json.dumps(cfg), str(tmp_path)]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-4000:])
-    assert "rank 0 prompts 2" in out.stdout and "rank 1 prompts 2" in out.stdout
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {"rank": rank, "prompts": 2}
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert rank0.keys() == rank1.keys()
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
