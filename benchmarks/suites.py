@@ -374,7 +374,7 @@ from agents.math_warmstart import MATH_WARMSTART  # noqa: E402 (plain data; impo
 
 _MATH_CPU_WARMSTART = {k: v for k, v in MATH_WARMSTART.items() if k != "env_id"}
 _MATH_CPU_SIZES: dict[str, Any] = {
-    "num_steps": 6,
+    "num_steps": 4,
     "prompts_per_step": 2,  # B; N = 8 and n = 4 as in the paper
     "mini_batch_size": None,
     "gradient_accumulation_steps": 2,  # micro-batches of 8 sequences (memory on a shared 24 GB machine)
@@ -384,11 +384,11 @@ _MATH_CPU_SIZES: dict[str, Any] = {
     "gradient_checkpointing": False,
     "save_steps": 2,
 }
-_MATH_CPU_EVAL = EvalTarget("PolySet-SVAMP-v0", {"judge": "answer"}, num_problems=12, num_samples=16,
+_MATH_CPU_EVAL = EvalTarget("PolySet-SVAMP-v0", {"judge": "answer"}, num_problems=8, num_samples=16,
                             max_new_tokens=128, temperature=1.0)
 MATH_CPU = Suite(
     name="math-cpu",
-    description="math-gpu's loop at CPU scale: SmolLM2-135M maths warm start on SVAMP, N=8, n=4, B=2, 6 steps, "
+    description="math-gpu's loop at CPU scale: SmolLM2-135M maths warm start on SVAMP, N=8, n=4, B=2, 4 steps, "
                 "answer judge, 1 seed",
     envs=(EnvSpec("PolySet-SVAMP-v0", env_kwargs={"judge": "answer"}, warmstart=_MATH_CPU_WARMSTART,
                   eval=(_MATH_CPU_EVAL,)),),
