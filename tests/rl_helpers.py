@@ -61,3 +61,14 @@ def register_parity() -> str:
 
 
 register_parity()
+
+
+def tiny_config(tiny: Path, out: Path, **overrides):
+    """A 2-step Poly-EPO ``TrainConfig`` on the parity env with the tiny model at ``tiny``; ``overrides`` win."""
+    from agents.config import TrainConfig
+
+    fields = dict(env_id=PARITY_ID, agent="poly_epo", model=str(tiny), max_steps=2, prompts_per_step=2,
+                  num_generations=4, set_size=2, max_prompt_length=64, max_completion_length=8, learning_rate=1e-3,
+                  output_dir=str(out), save_steps=2, progress=False, num_threads=1)
+    fields.update(overrides)
+    return TrainConfig(**fields)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from rl_helpers import PARITY_ID, build_tiny_model_dir
+from rl_helpers import PARITY_ID, build_tiny_model_dir, tiny_config
 
 import agents.run_dir as run_dir_module
 import polyenv
@@ -31,12 +31,7 @@ def tiny(tmp_path_factory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny"))
 
 
-def config(tiny: Path, out: Path, **overrides) -> TrainConfig:
-    fields = dict(env_id=PARITY_ID, agent="poly_epo", model=str(tiny), max_steps=2, prompts_per_step=2,
-                  num_generations=4, set_size=2, max_prompt_length=64, max_completion_length=8, learning_rate=1e-3,
-                  output_dir=str(out), save_steps=2, progress=False, num_threads=1)
-    fields.update(overrides)
-    return TrainConfig(**fields)
+config = tiny_config
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
