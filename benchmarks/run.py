@@ -46,7 +46,8 @@ def print_plan(suite: Suite, jobs: Sequence[Job], layout: Layout, notes: Sequenc
     for job in jobs:
         deps = f"  (after {', '.join(job.deps)})" if job.deps else ""
         print(f"[{job.state:6s}] {job.kind:9s} {job.key}{deps}")
-        cfg = job.payload.get("config") or {k: job.payload[k] for k in ("model", "target", "out")}
+        cfg = job.payload.get("config") or {k: job.payload[k] for k in ("model", "target", "out", "engine")
+                                             if k in job.payload}
         print("           " + json.dumps(cfg, default=str))
 
 
@@ -66,6 +67,8 @@ class RunArgs:
         report_only: only rebuild the CSVs, plots and README from what is under runs/.
         progress: show one progress bar per stage.
         engine: train with this engine instead of the suite's (``ours``, or ``trl`` / ``verl`` for GPU suites).
+        eval_engine: sample the evaluations with this engine instead of the suite's (``hf``, ``vllm``, ``openai``).
+        eval_base_url: with ``--eval-engine openai``: the OpenAI-compatible server, e.g. http://localhost:8000/v1.
     """
 
     suite: str
@@ -79,6 +82,8 @@ class RunArgs:
     report_only: bool = False
     progress: bool = True
     engine: str | None = None
+    eval_engine: str | None = None
+    eval_base_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
@@ -87,6 +92,10 @@ class RunArgs:
             raise ValueError(f"--update-results writes to results/; do not combine it with --out {self.out!r}")
         if self.engine not in (None, "ours", "trl", "verl"):
             raise ValueError(f"unknown engine {self.engine!r}; choose one of ['ours', 'trl', 'verl']")
+        if self.eval_engine not in (None, "hf", "vllm", "openai"):
+            raise ValueError(f"unknown eval engine {self.eval_engine!r}; choose one of ['hf', 'vllm', 'openai']")
+        if (self.eval_engine == "openai") != (self.eval_base_url is not None):
+            raise ValueError("--eval-engine openai and --eval-base-url go together")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
 
@@ -107,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             suite = dataclasses.replace(suite, workers=args.workers)
         if args.engine is not None:
             suite = dataclasses.replace(suite, engine=args.engine)
+        if args.eval_engine is not None and args.eval_engine != suite.eval_engine:
+            options = {"base_url": args.eval_base_url} if args.eval_engine == "openai" else {}
+            suite = dataclasses.replace(suite, eval_engine=args.eval_engine, eval_engine_kwargs=options)
         if args.envs is not None:
             unknown = sorted(set(args.envs) - {e.name for e in suite.envs})
             if unknown:
@@ -126,16 +138,17 @@ def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *
     layout = Layout(suite.name, Path(runs_root), None if results_root is None else Path(results_root))
     jobs = plan(suite, layout)
     if dry_run:
+        from agents.memory import MemoryBudgetError
+        from polyenv.integrations.engines import eval_plan, suite_plan
+
         notes = validate_configs(jobs)
         print_plan(suite, jobs, layout, notes)
-        if suite.engine != "ours":  # GPU engines: launch commands and the per-GPU memory estimate (refuses a misfit)
-            from agents.memory import MemoryBudgetError
-            from polyenv.integrations.engines import suite_plan
-
-            try:
+        try:
+            if suite.engine != "ours":  # GPU engines: launch commands and the per-GPU memory estimate
                 print(suite_plan(suite))
-            except MemoryBudgetError as err:
-                raise SystemExit(f"refused: {err}") from None
+            print(eval_plan(suite))  # the evaluation engine (and, on GPUs, its memory)
+        except MemoryBudgetError as err:
+            raise SystemExit(f"refused: {err}") from None
         return 0
     if suite.engine != "ours" and not report_only:
         raise SystemExit(f"suite {suite.name!r} trains with the {suite.engine} engine: run the launch commands that "

@@ -65,13 +65,14 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
         else:
             base_model, base_deps = suite.model, ()
         prior = env.warmstart.get("strategy_weights") if env.warmstart else None
+        engine = {"engine": suite.eval_engine, "engine_kwargs": dict(suite.eval_engine_kwargs)}
         for target in suite.eval_targets(env) if suite.eval_base else ():
             out = layout.eval_path(env, target, "base", 0)
-            sig = eval_signature(base_model, target, 0, env.rare_threshold, prior)
+            sig = eval_signature(base_model, target, 0, env.rare_threshold, prior, suite.eval_engine)
             jobs.append(Job("eval", f"{env.name}/eval/{target.name}/base", {
                 "model": base_model, "target": dataclasses.asdict(target), "out": str(out), "seed": 0,
                 "prior": prior, "rare_threshold": env.rare_threshold, "env": env.name, "agent": "base",
-                "run_seed": 0}, deps=base_deps, state="done" if load_cached(out, sig) else "todo"))
+                "run_seed": 0, **engine}, deps=base_deps, state="done" if load_cached(out, sig) else "todo"))
         for seed in suite.seeds:
             for agent in suite.agents:
                 run_dir = layout.run_dir(env, agent, seed)
@@ -94,11 +95,11 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                 final = final_model_dir(run_dir)
                 for target in suite.eval_targets(env):
                     out = layout.eval_path(env, target, agent, seed)
-                    sig = eval_signature(final, target, 0, env.rare_threshold, prior)
+                    sig = eval_signature(final, target, 0, env.rare_threshold, prior, suite.eval_engine)
                     jobs.append(Job("eval", f"{env.name}/eval/{target.name}/{agent}/s{seed}", {
                         "model": str(final), "target": dataclasses.asdict(target), "out": str(out), "seed": 0,
                         "prior": prior, "rare_threshold": env.rare_threshold, "env": env.name, "agent": agent,
-                        "run_seed": seed}, deps=(key,),
+                        "run_seed": seed, **engine}, deps=(key,),
                         state="done" if state == "done" and load_cached(out, sig) else "todo"))
     return jobs
 
@@ -221,6 +222,7 @@ def execute(kind: str, payload: dict[str, Any], log_path: str, progress_path: st
 
                 run_eval(payload["model"], EvalTarget(**payload["target"]), payload["out"], seed=payload["seed"],
                          prior=payload["prior"], rare_threshold=payload["rare_threshold"],
+                         engine=payload.get("engine", "hf"), engine_kwargs=payload.get("engine_kwargs"),
                          log=lambda m: print(m, flush=True))
             else:
                 raise ValueError(f"unknown job kind {kind!r}")

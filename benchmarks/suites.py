@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from polyenv.integrations.generation import EVAL_ENGINES  # what samples evaluations: hf | vllm | openai
+
 AGENTS = ("grpo", "grpo_div", "poly_epo")
 ENGINES = ("ours", "trl", "verl")
 """What trains a suite's runs (see ``Suite.engine``)."""
@@ -119,6 +121,11 @@ class Suite:
             estimator and the ``polyenv`` reward manager); ``--engine`` overrides it.
         gpu: ``polyenv.integrations.engines.GPUPlan`` keyword arguments for the ``trl`` / ``verl`` engines (GPUs,
             memory per GPU, micro-batch, vLLM share); ``--dry-run`` prints the plan and its per-GPU memory estimate.
+        eval_engine: what samples the evaluations: ``"hf"`` (``agents.policy.Policy``, transformers ``generate``;
+            CPU suites), ``"vllm"`` (an in-process ``vllm.LLM`` per model) or ``"openai"`` (an OpenAI-compatible
+            completions server); see ``polyenv.integrations.generation``. ``--eval-engine`` overrides it.
+        eval_engine_kwargs: options of that engine (``vllm``: ``tensor_parallel_size``, ``gpu_memory_utilization``...;
+            ``openai``: ``base_url``, ``served_model``, ``max_concurrency``...).
     """
 
     name: str
@@ -136,6 +143,8 @@ class Suite:
     eval_base: bool = True
     engine: str = "ours"
     gpu: dict[str, Any] = field(default_factory=dict)
+    eval_engine: str = "hf"
+    eval_engine_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.envs:
@@ -163,6 +172,11 @@ class Suite:
             self.eval_targets(env)
         if self.engine not in ENGINES:
             raise ValueError(f"suite {self.name!r}: unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
+        if self.eval_engine not in EVAL_ENGINES:
+            raise ValueError(f"suite {self.name!r}: unknown eval_engine {self.eval_engine!r}; choose one of "
+                             f"{list(EVAL_ENGINES)}")
+        if self.eval_engine == "openai" and "base_url" not in self.eval_engine_kwargs:
+            raise ValueError(f"suite {self.name!r}: eval_engine='openai' needs eval_engine_kwargs['base_url']")
 
     def eval_targets(self, env: EnvSpec) -> tuple[EvalTarget, ...]:
         """The held-out sets of ``env`` (its own, or its test split with the suite's defaults)."""
@@ -362,6 +376,10 @@ MATH_GPU = Suite(
     # `--engine verl`. 8 x 80 GB GPUs, 2 completions per micro-batch, vLLM holds 30% of each GPU.
     engine="trl",
     gpu={"num_gpus": 8, "gpu_memory_gib": 80.0, "per_device_train_batch_size": 2, "vllm_gpu_memory_utilization": 0.3},
+    # Evaluation (802 problems x 64 samples x up to 4096 tokens per model) samples with vLLM in the runner's process:
+    # one engine per model on one GPU, reused for its three targets.
+    eval_engine="vllm",
+    eval_engine_kwargs={"tensor_parallel_size": 1, "gpu_memory_utilization": 0.85},
 )
 
 # The maths loop at CPU scale: the same agents, env class, judge plumbing, loss and evaluation as math-gpu, with only the

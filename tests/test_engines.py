@@ -16,9 +16,11 @@ from rl_helpers import build_tiny_model_dir
 from agents.config import TrainConfig
 from agents.memory import GiB, MemoryBudgetError
 from polyenv.integrations.engines import (
+    EVAL_RUNTIME_GIB,
     KNOWN_MODELS,
     GPUPlan,
     check_plan,
+    eval_memory,
     plan_memory,
     trl_config,
     trl_trainer_kwargs,
@@ -108,6 +110,50 @@ def test_math_gpu_dry_run_on_each_engine(engine):
     assert 10 < peak < 80
     marker = "polyenv.integrations.trl_train --suite math-gpu" if engine == "trl" else "algorithm.adv_estimator="
     assert out.stdout.count(marker) == 3  # one launch command per agent
+    # evaluation samples with vLLM: its engine and memory, no transformers-generate KV estimate
+    assert "evaluation: engine vllm: one in-process vllm.LLM per model (tensor_parallel_size 1" in out.stdout
+    assert "KV cache pool 58.51 GiB = 426,039 tokens = 83 sequences of 1024 + 4096 tokens" in out.stdout
+    assert "transformers generate" not in out.stdout
+
+
+def test_eval_memory_against_hand_counts():
+    dims = KNOWN_MODELS["Qwen/Qwen3-4B-Base"]
+    kv_per_token = 36 * 2 * 8 * 128 * 2  # layers x (K, V) x KV heads x head dim x bf16 bytes = 147,456
+    weights = QWEN3_4B_PARAMETERS * 2 / GiB
+    terms, line = eval_memory(dims, engine="vllm", gpu_memory_gib=80, prompt_length=1024, max_new_tokens=4096,
+                              num_samples=64, tensor_parallel_size=2, gpu_memory_utilization=0.5)
+    assert terms["weights"] == pytest.approx(weights / 2)
+    pool = 0.5 * 80 - weights / 2 - EVAL_RUNTIME_GIB
+    assert terms["kv_cache_pool"] == pytest.approx(pool)
+    tokens = int(pool * GiB // (kv_per_token / 2))  # two GPUs each hold 4 of the 8 KV heads
+    assert f"{tokens:,} tokens = {tokens // 5120} sequences" in line
+    terms, line = eval_memory(dims, engine="hf", gpu_memory_gib=1000, prompt_length=1024, max_new_tokens=4096,
+                              num_samples=64)
+    assert terms["kv_cache"] == pytest.approx(512 * 5120 * kv_per_token / GiB)  # 8 prompts x 64 samples at once
+    with pytest.raises(MemoryBudgetError, match=r"360\.00 GiB = 367\.49 GiB on one 80 GiB GPU: evaluate with"):
+        eval_memory(dims, engine="hf", gpu_memory_gib=80, prompt_length=1024, max_new_tokens=4096, num_samples=64)
+    with pytest.raises(MemoryBudgetError, match="raise it or tensor_parallel_size"):
+        eval_memory(dims, engine="vllm", gpu_memory_gib=16, prompt_length=1024, max_new_tokens=4096, num_samples=64,
+                    gpu_memory_utilization=0.5)
+
+
+def test_dry_run_with_hf_evaluation_on_math_gpu_is_refused(capsys):
+    import benchmarks.run as run
+
+    with pytest.raises(SystemExit, match="refused: transformers generate would hold .* evaluate with --eval-engine"):
+        run.main(["--suite", "math-gpu", "--dry-run", "--eval-engine", "hf"])
+    run.main(["--suite", "math-gpu", "--dry-run", "--eval-engine", "openai", "--eval-base-url", "http://h:8000/v1"])
+    assert "evaluation: engine openai: completions requests to http://h:8000/v1" in capsys.readouterr().out
+
+
+def test_engines_translate_max_steps():
+    from benchmarks.suites import MATH_GPU
+
+    suite = dataclasses.replace(MATH_GPU, train={k: v for k, v in MATH_GPU.train.items() if k != "num_steps"}
+                                | {"max_steps": 7})
+    cfg = TrainConfig(**suite.train_kwargs(suite.envs[0], "poly_epo", 0))
+    assert trl_config(cfg, GPUPlan(engine="trl"))["max_steps"] == 7 * 2  # two optimiser steps per generation
+    assert "trainer.total_training_steps=7" in verl_overrides(cfg, GPUPlan(engine="verl"))
 
 
 def test_trl_launch_script_trains_a_tiny_model_on_cpu(tmp_path):

@@ -389,6 +389,89 @@ def suite_plan(suite: Any, engine: str | None = None) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------- evaluation
+
+EVAL_RUNTIME_GIB = 2.0
+"""vLLM's memory besides weights and KV cache (activations of its profiling pass, CUDA graphs): an assumption."""
+
+
+def eval_memory(dims: ModelDims, *, engine: str, gpu_memory_gib: float, prompt_length: int, max_new_tokens: int,
+                num_samples: int, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85
+                ) -> tuple[dict[str, float], str]:
+    """Per-GPU memory of one evaluation engine, in GiB by term, and a one-line summary. Raises
+    ``MemoryBudgetError`` when it cannot fit ``gpu_memory_gib``.
+
+    - ``vllm``: bf16 weights sharded over ``tensor_parallel_size`` GPUs, :data:`EVAL_RUNTIME_GIB`, and the KV cache
+      pool (what is left of ``gpu_memory_utilization``), which sets how many sequences decode at once; vLLM queues
+      the rest, so a small pool is slow, not out of memory.
+    - ``hf``: bf16 weights plus the KV cache of one chunk of ``agents.evaluation.MAX_SEQUENCES_PER_BATCH``
+      sequences (whole prompts' sample groups) of ``prompt_length + max_new_tokens`` tokens, all held at once.
+    """
+    from agents.evaluation import MAX_SEQUENCES_PER_BATCH
+    from agents.memory import kv_cache_bytes
+
+    length = prompt_length + max_new_tokens
+    weights = dims.parameters * 2 / GiB
+    if engine == "vllm":
+        shards = min(tensor_parallel_size, dims.num_key_value_heads)
+        weights /= tensor_parallel_size
+        reserved = gpu_memory_utilization * gpu_memory_gib
+        pool = reserved - weights - EVAL_RUNTIME_GIB
+        per_token = kv_cache_bytes(dims, batch_size=1, sequence_length=1, dtype="bfloat16") / shards
+        tokens = int(max(pool, 0) * GiB // per_token)
+        if tokens < length:
+            raise MemoryBudgetError(
+                f"vLLM evaluation needs {weights:.2f} GiB of weights + {EVAL_RUNTIME_GIB:g} GiB runtime + the KV cache "
+                f"of one {length}-token sequence, but gpu_memory_utilization={gpu_memory_utilization} of "
+                f"{gpu_memory_gib:g} GiB is {reserved:.1f} GiB: raise it or tensor_parallel_size")
+        terms = {"weights": weights, "runtime": EVAL_RUNTIME_GIB, "kv_cache_pool": pool}
+        return terms, (f"weights {weights:.2f} GiB (bf16 / {tensor_parallel_size} GPU(s)), runtime ~{EVAL_RUNTIME_GIB:.2f}"
+                       f" GiB (assumed), KV cache pool {pool:.2f} GiB = {tokens:,} tokens = {tokens // length} sequences "
+                       f"of {prompt_length} + {max_new_tokens} tokens decoded at once (vLLM queues the rest); "
+                       f"{reserved:.1f} of {gpu_memory_gib:g} GiB")
+    if engine == "hf":
+        sequences = max(1, MAX_SEQUENCES_PER_BATCH // num_samples) * num_samples
+        kv = kv_cache_bytes(dims, batch_size=sequences, sequence_length=length, dtype="bfloat16") / GiB
+        total = weights + kv
+        summary = (f"weights {weights:.2f} GiB (bf16) + KV cache of {sequences} sequences x {length} tokens "
+                   f"{kv:.2f} GiB = {total:.2f} GiB")
+        if total > gpu_memory_gib:
+            raise MemoryBudgetError(f"transformers generate would hold {summary} on one {gpu_memory_gib:g} GiB GPU: "
+                                    "evaluate with --eval-engine vllm (or openai)")
+        return {"weights": weights, "kv_cache": kv}, summary
+    raise ValueError(f"no memory estimate for evaluation engine {engine!r} (the server's GPUs hold the model)")
+
+
+def eval_plan(suite: Any, engine: str | None = None) -> str:
+    """What the dry-run prints about a suite's evaluation: the engine, the work, and for GPU suites the per-GPU
+    memory of the engine (raises ``MemoryBudgetError`` when it cannot fit)."""
+    engine = engine or suite.eval_engine
+    kwargs = dict(suite.eval_engine_kwargs) if engine == suite.eval_engine else {}
+    targets = [t for env in suite.envs for t in suite.eval_targets(env)]
+    models = len(suite.envs) * (int(suite.eval_base) + len(suite.agents) * len(suite.seeds))
+    work = (f"{models} model(s) x [{', '.join(f'{t.name} {t.num_problems}' for t in targets)}] problems x "
+            f"{max(t.num_samples for t in targets)} samples, up to {max(t.max_new_tokens for t in targets)} new tokens")
+    if engine == "hf":
+        head = "engine hf: transformers generate (agents.policy.Policy) in the runner's workers"
+    elif engine == "vllm":
+        head = (f"engine vllm: one in-process vllm.LLM per model (tensor_parallel_size "
+                f"{kwargs.get('tensor_parallel_size', 1)}, gpu_memory_utilization "
+                f"{kwargs.get('gpu_memory_utilization', 0.85)}), reused for its {len(targets)} target(s)")
+    else:
+        head = f"engine openai: completions requests to {kwargs.get('base_url', '<base_url>')} (the server holds the model)"
+    lines = [f"evaluation: {head}", f"  {work}"]
+    if suite.requires_gpu and engine in ("hf", "vllm"):
+        gpu_gib = float(suite.gpu.get("gpu_memory_gib", 80.0))
+        prompt_length = int(suite.train.get("max_prompt_length", 1024))
+        worst = max(targets, key=lambda t: (t.max_new_tokens, t.num_samples))
+        options = {k: kwargs[k] for k in ("tensor_parallel_size", "gpu_memory_utilization") if k in kwargs}
+        _, summary = eval_memory(model_dims(suite.model), engine=engine, gpu_memory_gib=gpu_gib,
+                                 prompt_length=prompt_length, max_new_tokens=worst.max_new_tokens,
+                                 num_samples=worst.num_samples, **options)
+        lines.append(f"  memory per GPU of {suite.model}: {summary}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     from agents.config import PRESETS, TrainConfig
 
