@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from polyenv import DEGENERATE
-from polyenv.domains.multiplication import MultiplicationEnv
+from polyenv.domains.multiplication import MultiplicationEnv, read_strategy
 
 WHOLE = ("whole",)
 
@@ -233,7 +233,7 @@ def test_demonstrations_of_each_family_score_one_with_their_label(family):
         assert out["details"][0]["strategy"] == demo.strategy_key
         assert env.strategy_family(demo.strategy_key) == family
         p, q = factors_from_prompt(demo.prompt)
-        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 300
+        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 400
 
 
 def test_demonstrations_follow_the_requested_mix():
@@ -299,10 +299,42 @@ def test_worked_partials_take_one_operation_per_step():
     from polyenv.domains.multiplication import worked_partials
 
     assert worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-    assert worked_partials([47], [10, -4]) == "47*10 = 470, 47*-4 = -188, 470 - 188 = 282"
+    assert worked_partials([47], [10, -4]) == "47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282"
+    assert worked_partials([-2, 40], [10, -6]) == ("-2*10 = -20, -2*-6 = 12, 40*10 = 400, 40*-6 = -240, "
+                                                   "-20 + 12 = -8, -8 + 400 = 392, 392 - 240 = 152")
+    assert worked_partials([3], [216]) == "3*200 = 600, 3*10 = 30, 3*6 = 18, 600 + 30 = 630, 630 + 18 = 648"
     env = MultiplicationEnv(p_digits=2, q_digits=1)
     rng = np.random.default_rng(0)
     prefix = env.strategy_prefix({"p": 47, "q": 6, "product": 282}, "p-sub", rng)
     assert prefix == "47 * 6 = (50 - 3) * 6;"
     with pytest.raises(ValueError, match="no decomposition"):
         env.strategy_prefix({"p": 47, "q": 6, "product": 282}, "q-add", rng)
+
+
+@pytest.mark.parametrize("family", ["p-add", "p-sub", "q-sub", "both", "factor"])
+def test_worked_steps_are_one_digit_facts_and_keep_the_label(family):
+    """Problems of the 2-digit x 1-digit space (the suites' knobs): the demonstration scores 1 with its label, the
+    label is the one its decomposition alone (the forced prefix) gets, and every product in the working is a one-digit
+    fact with zeros appended or a product by a power of ten."""
+    env = MultiplicationEnv(p_digits=2, q_digits=1, num_test_problems=100)
+    rng = np.random.default_rng(0)
+    problems = [env.problem_in("test", i) for i in range(100)] + [env.problem_in("train", i) for i in range(300)]
+    written = 0
+    for problem in problems:
+        task = problem.task
+        demo = next((d for d in (env._write_demonstration(task, family, rng) for _ in range(20)) if d), None)
+        if demo is None:
+            assert family == "factor"  # a prime p and a prime q have no factor form
+            continue
+        completion, key = demo
+        written += 1
+        result = env._score_generation(problem, completion)
+        assert result.correct and result.strategy_key == key, (completion, result)
+        head = completion.split(";", 1)[0] + ";"
+        assert read_strategy(head, task["p"], task["q"]) == key
+        work = completion.split(";", 1)[1]
+        for a, b in re.findall(r"(-?\d+)\*(-?\d+)", work):
+            nonzero = [sum(ch != "0" for ch in v.lstrip("-")) for v in (a, b)]
+            power_of_ten = any(re.fullmatch(r"-?10*", v) for v in (a, b))
+            assert max(nonzero) == 1 or power_of_ten, (a, b, completion)
+    assert written > 200

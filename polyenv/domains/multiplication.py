@@ -35,10 +35,15 @@ The first product form wins. A decomposition that does not equal its factor (``3
 Families (:meth:`MultiplicationEnv.strategy_family`): ``p-add``, ``p-sub``, ``q-add``, ``q-sub`` (one factor split,
 all terms positive or not), ``both``, ``factor`` (a product), ``other`` (quotient, power...), ``direct``.
 
-Demonstrations write the decomposition, then one binary operation per step (what a small model can learn to execute
-for every family)::
+Demonstrations write the decomposition, then one binary operation per step, every product a one-digit fact with zeros
+appended or a product by a power of ten (what a small model can learn to execute for every family; a partial product
+such as ``47*-4`` is distributed over place values first)::
 
     47 * 6 = (40 + 7) * 6; 40*6 = 240, 7*6 = 42, 240 + 42 = 282. Answer: 282
+    47 * 6 = 47 * (10 - 4); 47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282. Answer: 282
+
+The working after the decomposition never changes the label: the decomposition comes first and the first product form
+wins.
 """
 
 from __future__ import annotations
@@ -199,7 +204,7 @@ class MultiplicationEnv(SyntheticEnv):
                 split, desc = f"({d} * {e})", ("prod", tuple(sorted((d, e))))
                 written = f"{split} * {q}" if side == "p" else f"{p} * {split}"
                 key = ("decomp", desc, WHOLE) if side == "p" else ("decomp", WHOLE, desc)
-                work = f"{e}*{w} = {e * w}, {d}*{e * w} = {n}"  # one multiplication per step
+                work = f"{worked_partials([e], [w])}, {worked_partials([d], [e * w])}"  # e * w, then d * (e * w)
                 return f"{head}{written}; {work}. Answer: {n}", _sorted_if_square(key, p, q)
             else:
                 k = int(rng.integers(2, 10))
@@ -236,21 +241,42 @@ class MultiplicationEnv(SyntheticEnv):
 # ---- problem generation and demonstration helpers ------------------------------------------------------------------
 
 def worked_partials(parts_p: list[int], parts_q: list[int]) -> str:
-    """The partial products of two sums and their running total, one binary operation per step::
+    """The partial products of two sums and their running total, one binary operation per step, every product a
+    one-digit fact with zeros appended (``30*-6``) or a product by a power of ten (``47*10``): a partial product of
+    two operands that both have several non-zero digits is distributed over their place values first::
 
         worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-        worked_partials([47], [10, -4]) == "47*10 = 470, 47*-4 = -188, 470 - 188 = 282"
+        worked_partials([47], [10, -4]) == "47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282"
     """
     steps, partials = [], []
     for a in parts_p:
         for b in parts_q:
-            steps.append(f"{a}*{b} = {a * b}")
-            partials.append(a * b)
+            for x, y in _fact_pairs(a, b):
+                steps.append(f"{x}*{y} = {x * y}")
+                partials.append(x * y)
     total = partials[0]
     for t in partials[1:]:
         steps.append(f"{total} - {-t} = {total + t}" if t < 0 else f"{total} + {t} = {total + t}")
         total += t
     return ", ".join(steps)
+
+
+def _place_values(v: int) -> list[int]:
+    """``-47 -> [-40, -7]``: the non-zero place values of v, largest first, with v's sign."""
+    sign = -1 if v < 0 else 1
+    return [sign * int(ch) * 10**i for i, ch in enumerate(reversed(str(abs(v)))) if ch != "0"][::-1]
+
+
+def _fact_pairs(a: int, b: int) -> list[tuple[int, int]]:
+    """``a*b`` as products that are one-digit facts with zeros or products by a power of ten (see worked_partials)."""
+    if (len(_place_values(a)) <= 1 and len(_place_values(b)) <= 1) or _is_power_of_ten(a) or _is_power_of_ten(b):
+        return [(a, b)]
+    return [(x, y) for x in _place_values(a) for y in _place_values(b)]
+
+
+def _is_power_of_ten(v: int) -> bool:
+    s = str(abs(v))
+    return s[0] == "1" and set(s[1:]) <= {"0"}
 
 
 def _factor(rng: np.random.Generator, digits: int) -> int:
