@@ -69,6 +69,7 @@ class RunArgs:
         engine: train with this engine instead of the suite's (``ours``, or ``trl`` / ``verl`` for GPU suites).
         eval_engine: sample the evaluations with this engine instead of the suite's (``hf``, ``vllm``, ``openai``).
         eval_base_url: with ``--eval-engine openai``: the OpenAI-compatible server, e.g. http://localhost:8000/v1.
+        gpus: GPU suites: train on this many GPUs instead of the suite's (e.g. 4).
     """
 
     suite: str
@@ -84,6 +85,7 @@ class RunArgs:
     engine: str | None = None
     eval_engine: str | None = None
     eval_base_url: str | None = None
+    gpus: int | None = None
 
     def __post_init__(self) -> None:
         if self.suite not in SUITES:
@@ -96,6 +98,8 @@ class RunArgs:
             raise ValueError(f"unknown eval engine {self.eval_engine!r}; choose one of ['hf', 'vllm', 'openai']")
         if (self.eval_engine == "openai") != (self.eval_base_url is not None):
             raise ValueError("--eval-engine openai and --eval-base-url go together")
+        if self.gpus is not None and self.gpus < 1:
+            raise ValueError(f"gpus must be >= 1, got {self.gpus!r}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
 
@@ -116,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             suite = dataclasses.replace(suite, workers=args.workers)
         if args.engine is not None:
             suite = dataclasses.replace(suite, engine=args.engine)
+        if args.gpus is not None:
+            if not suite.requires_gpu:
+                raise ValueError(f"--gpus is for GPU suites; {suite.name!r} runs on CPU")
+            suite = dataclasses.replace(suite, gpu={**suite.gpu, "num_gpus": args.gpus})
         if args.eval_engine is not None and args.eval_engine != suite.eval_engine:
             options = {"base_url": args.eval_base_url} if args.eval_engine == "openai" else {}
             suite = dataclasses.replace(suite, eval_engine=args.eval_engine, eval_engine_kwargs=options)
@@ -145,15 +153,11 @@ def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *
         print_plan(suite, jobs, layout, notes)
         try:
             if suite.engine != "ours":  # GPU engines: launch commands and the per-GPU memory estimate
-                print(suite_plan(suite))
+                print(suite_plan(suite, runs=layout.runs_root))
             print(eval_plan(suite))  # the evaluation engine (and, on GPUs, its memory)
         except MemoryBudgetError as err:
             raise SystemExit(f"refused: {err}") from None
         return 0
-    if suite.engine != "ours" and not report_only:
-        raise SystemExit(f"suite {suite.name!r} trains with the {suite.engine} engine: run the launch commands that "
-                         f"`python -m benchmarks.run --suite {suite.name} --engine {suite.engine} --dry-run` prints "
-                         "on the GPU node (README, GPU section)")
     t0 = time.time()
     if report_only:
         status = {j.key: ("done" if j.state == "done" else "not run") for j in jobs}
@@ -168,6 +172,7 @@ def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *
         print(f"[{suite.name}] {len(jobs)} jobs, {len(jobs) - todo} already done; logs in {layout.runs / 'logs'}",
               flush=True)
         status = run_jobs(jobs, layout, workers=suite.workers, threads=suite.threads_per_worker,
+                          offline=not suite.requires_gpu,
                           show_progress=show_progress)
     wall = time.time() - t0
     if report_only:  # the README reports the last real invocation, not this rewrite

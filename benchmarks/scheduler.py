@@ -85,6 +85,10 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                 state = ("done" if training_complete(run_dir, steps)
                          else "resume" if run_dir.exists() else "todo")
                 payload = {"config": kw, "run_dir": str(run_dir)}
+                if suite.engine != "ours":  # GPU engines: the launch commands, run in a subprocess by execute()
+                    from polyenv.integrations.engines import run_commands
+
+                    payload["commands"] = run_commands(suite, env, agent, seed, run_dir)
                 if env.probe is not None:  # Fig. 5: a fixed probe set evaluated during training
                     payload["probe"] = {"env_id": env.env_id, "env_kwargs": dict(env.env_kwargs),
                                         "out": str(run_dir / "probe.jsonl"), "base_model": base_model,
@@ -139,11 +143,12 @@ def _build(cls: type, kwargs: dict[str, Any], key: str) -> Any:
 
 
 # ---- job execution (in worker processes) ----------------------------------------------------------------------------
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, offline: bool = True) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if offline:  # CPU suites use local models only; GPU suites download theirs (Qwen3, hub data sets)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["TQDM_DISABLE"] = "1"
     import torch
@@ -151,10 +156,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _init_pool_worker(threads: int) -> None:
+def _init_pool_worker(threads: int, offline: bool = True) -> None:
     """Initializer of the runner's worker processes: ``_init_worker`` plus an exit when the runner is gone."""
     _exit_with_parent()
-    _init_worker(threads)
+    _init_worker(threads, offline)
 
 
 def _exit_with_parent(poll_seconds: float = 0.5) -> None:
@@ -206,6 +211,8 @@ def execute(kind: str, payload: dict[str, Any], log_path: str, progress_path: st
                 from agents.warmstart import WarmstartConfig, warmstart
 
                 warmstart(WarmstartConfig(**payload["config"]))
+            elif kind == "train" and payload.get("commands"):
+                run_launch_commands(payload["commands"])
             elif kind == "train":
                 from agents.config import TrainConfig
                 from agents.trainer import train
@@ -234,6 +241,17 @@ def execute(kind: str, payload: dict[str, Any], log_path: str, progress_path: st
         seconds = time.perf_counter() - t0
         print(f"=== {kind} finished in {seconds:.1f}s", flush=True)
     return {"seconds": seconds}
+
+
+def run_launch_commands(commands: Sequence[str]) -> None:
+    """Run a GPU engine's launch commands one after the other with bash in the repository root, output into the job's
+    log; a command that fails stops the job (CalledProcessError)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    for command in commands:
+        print(f"$ {command}", flush=True)
+        subprocess.run(["bash", "-c", command], cwd=root, check=True)
 
 
 class _ThreadExecutor(cf.Executor):
@@ -394,9 +412,10 @@ def _terminal():
 
 
 # ---- the scheduler --------------------------------------------------------------------------------------------------
-def run_jobs(jobs: list[Job], layout: Layout, *, workers: int, threads: int, show_progress: bool = True
-             ) -> dict[str, str]:
-    """Run the jobs that are not done, respecting dependencies. Returns ``{key: "done" | "failed: ..." |
+def run_jobs(jobs: list[Job], layout: Layout, *, workers: int, threads: int, show_progress: bool = True,
+             offline: bool = True) -> dict[str, str]:
+    """Run the jobs that are not done, respecting dependencies (``offline``: workers set ``HF_HUB_OFFLINE=1`` unless
+    it is set already; GPU suites pass False to download their models). Returns ``{key: "done" | "failed: ..." |
     "skipped: ..."}`` for every job; timings are appended to ``runs/<suite>/timings.jsonl``."""
     status = {j.key: "done" for j in jobs if j.state == "done"}
     pending = [j for j in jobs if j.state != "done"]
@@ -404,11 +423,11 @@ def run_jobs(jobs: list[Job], layout: Layout, *, workers: int, threads: int, sho
     timings.parent.mkdir(parents=True, exist_ok=True)
     running: dict[cf.Future, Job] = {}
     if workers == 1:  # in this process, one job at a time: no worker start-up cost (tests, single-worker suites)
-        _init_worker(threads)
+        _init_worker(threads, offline)
         pool_cm: cf.Executor = _ThreadExecutor()
     else:
         pool_cm = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_pool_worker, initargs=(threads,))
+                                         initializer=_init_pool_worker, initargs=(threads, offline))
     with _terminal() as term, pool_cm as pool:
         bars = StageBars(jobs, enabled=show_progress, file=term)
         try:

@@ -381,9 +381,9 @@ MATH_GPU = Suite(
     engine="trl",
     gpu={"num_gpus": 8, "gpu_memory_gib": 80.0, "per_device_train_batch_size": 2, "vllm_gpu_memory_utilization": 0.3},
     # Evaluation (802 problems x 64 samples x up to 4096 tokens per model) samples with vLLM in the runner's process:
-    # one engine per model on one GPU, reused for its three targets.
+    # one engine per model on one GPU, reused for its three targets; 75% of GPU 0 leaves room for the judge server.
     eval_engine="vllm",
-    eval_engine_kwargs={"tensor_parallel_size": 1, "gpu_memory_utilization": 0.85},
+    eval_engine_kwargs={"tensor_parallel_size": 1, "gpu_memory_utilization": 0.75},
 )
 
 # The maths loop at CPU scale: the same agents, env class, judge plumbing, loss and evaluation as math-gpu, with only the

@@ -20,7 +20,11 @@ from pathlib import Path
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-SHOWN = ("torch", "transformers", "trl", "vllm", "verl", "accelerate", "ray", "tensordict", "numpy", "xgrammar")
+SHOWN = ("torch", "transformers", "trl", "vllm", "verl", "accelerate", "ray", "tensordict", "numpy", "xgrammar",
+         "hydra-core", "omegaconf", "antlr4-python3-runtime")
+# Packages an extra must not backtrack below: verl imports Hydra 1.3 / OmegaConf 2.3 APIs, and a pin on antlr4 4.13.2
+# once made pip pick hydra-core 0.11.3 and omegaconf 1.4.1 (releases that do not depend on antlr) for .[verl].
+MINIMUM = {"hydra-core": "1.3", "omegaconf": "2.3"}
 # extra -> (lowest, highest-exclusive) transformers version it may bring; None = must stay as installed
 TRANSFORMERS_RANGE: dict[str, tuple[str, str] | None] = {
     "trl": None,
@@ -56,6 +60,9 @@ def check(extra: str, installed: dict[str, str]) -> list[str]:
             problems.append(f"replaces transformers {installed['transformers']} with {new}")
         elif not Version(allowed[0]) <= Version(new) < Version(allowed[1]):
             problems.append(f"brings transformers {new}, outside [{allowed[0]}, {allowed[1]})")
+    for name, lowest in MINIMUM.items():  # a resolver that backtracks to an ancient release "resolves" but breaks
+        if name in changes and Version(changes[name]) < Version(lowest):
+            problems.append(f"backtracks {name} to {changes[name]} (< {lowest})")
     shown = ", ".join(f"{name} {changes.get(name, installed.get(name, '-'))}"
                       + ("" if name in changes else " (kept)") for name in SHOWN
                       if name in changes or name in ("torch", "transformers"))

@@ -20,3 +20,12 @@ echo "import site; site.addsitedir('$MAIN_SITE')" > "$VERL_SITE/_polyenv_base_ve
 # polyenv itself (no dependencies: they come from the base venv), so its verl plugin entry point is registered here.
 .venv-verl/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
 .venv-verl/bin/python -c "import verl, transformers, torch; print('verl', verl.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
+# verl's Hydra pins antlr4-python3-runtime 4.9.x (math-verify's default extra names 4.13.2); latex2sympy2_extended ships
+# a LaTeX parser for each runtime, so grading must still work: check one equivalence only the LaTeX parser can decide.
+.venv-verl/bin/python - <<'PY'
+from importlib.metadata import version
+from math_verify import parse, verify
+assert verify(parse(r"$\frac{\sqrt{3}}{2}$", parsing_timeout=None), parse(r"$\frac{1}{2}\sqrt{3}$", parsing_timeout=None),
+              timeout_seconds=None), "math-verify cannot parse LaTeX in .venv-verl"
+print("math-verify LaTeX grading ok with antlr4-python3-runtime", version("antlr4-python3-runtime"))
+PY

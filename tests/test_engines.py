@@ -112,7 +112,10 @@ def test_math_gpu_dry_run_on_each_engine(engine):
     assert out.stdout.count(marker) == 3  # one launch command per agent
     # evaluation samples with vLLM: its engine and memory, no transformers-generate KV estimate
     assert "evaluation: engine vllm: one in-process vllm.LLM per model (tensor_parallel_size 1" in out.stdout
-    assert "KV cache pool 58.51 GiB = 426,039 tokens = 83 sequences of 1024 + 4096 tokens" in out.stdout
+    assert "KV cache pool 50.51 GiB = 367,784 tokens = 71 sequences of 1024 + 4096 tokens" in out.stdout
+    # what the runner executes, in order, and that the judge must be served first
+    assert "the base model's evaluation (vllm), then for each run its training commands" in out.stdout
+    assert "serve the strategy judge at http://localhost:8001/v1" in out.stdout
     assert "transformers generate" not in out.stdout
 
 
@@ -159,15 +162,19 @@ def test_engines_translate_max_steps():
 def test_trl_launch_script_trains_a_tiny_model_on_cpu(tmp_path):
     tiny = build_tiny_model_dir(tmp_path / "tiny")
     sets = [f"model={tiny}", "max_steps=1", "prompts_per_step=2", "num_generations=4", "set_size=2",
-            "max_completion_length=8", f"output_dir={tmp_path / 'runs'}", "num_threads=1"]
+            "max_completion_length=8", "max_prompt_length=61", f"output_dir={tmp_path / 'runs'}", "num_threads=1"]
+    run = tmp_path / "runs" / "Polynomial" / "poly_epo__s0"  # what benchmarks.run passes as --output-dir
     cmd = [sys.executable, "-m", "polyenv.integrations.trl_train", "--preset", "cpu-polynomial-tiny", "--set", *sets,
-           "--gpus", "1", "--per-device-train-batch-size", "4", "--cpu", "--no-vllm"]
+           "--gpus", "1", "--per-device-train-batch-size", "4", "--cpu", "--no-vllm", "--output-dir", str(run)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = (tmp_path / "runs").iterdir()
-    assert run.name == "trl__PolySet-Polynomial-v0__poly_epo__0"
-    assert (run / "final" / "model.safetensors").exists()
+    assert (run / "final" / "model.safetensors").exists() and (run / "final" / "tokenizer.json").exists()
+    from benchmarks.layout import training_complete
+
+    assert training_complete(run, 1)  # DONE: benchmarks.run skips the run and evaluates run/final
+    # prompts are checked against max_prompt_length (both polynomial prompts are 61 tokens with the chat template)
+    assert "prompts: 2 kept, 0 dropped for being longer than max_prompt_length=61 tokens" in out.stdout
 
 
 def test_math_gpu_dry_run_refuses_a_plan_that_cannot_fit(monkeypatch, capsys):
@@ -178,3 +185,59 @@ def test_math_gpu_dry_run_refuses_a_plan_that_cannot_fit(monkeypatch, capsys):
     monkeypatch.setattr(run, "get_suite", lambda name: small)
     with pytest.raises(SystemExit, match=r"refused: trl plan .* needs about \d+\.\d GiB per GPU but a GPU has 40 GiB"):
         run.main(["--suite", "math-gpu", "--dry-run"])
+
+
+def test_runner_commands_of_each_engine_leave_final_and_done(tmp_path):
+    from benchmarks.layout import final_model_dir, training_complete
+    from benchmarks.suites import MATH_GPU
+    from polyenv.integrations.engines import finish_run, run_commands, verl_final_model
+
+    env, run = MATH_GPU.envs[0], tmp_path / "POLARIS" / "poly_epo__s0"
+    (trl,) = run_commands(MATH_GPU, env, "poly_epo", 0, run, engine="trl")
+    assert trl.startswith("accelerate launch --config_file agents/accelerate_configs/fsdp.yaml --num_processes 8 ")
+    assert f"--agent poly_epo --seed 0 --gpus 8 --output-dir {run}" in trl
+    write, train, finish = run_commands(MATH_GPU, env, "poly_epo", 0, run, engine="verl")
+    assert write.startswith(f"python -m polyenv.integrations.verl --env PolySet-POLARIS-v0 --out {run}/data ")
+    assert f"trainer.default_local_dir={run}" in train and "save_contents=[model,optimizer,extra,hf_model]" in train
+    assert finish.endswith(f"--final-from {run}/global_step_400/actor/huggingface --steps 400")
+    # the finishing step: final -> the engine's Hugging Face model, DONE with the steps
+    model = build_tiny_model_dir(verl_final_model(run, 400))
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        finish_run(run, run / "missing", 400)
+    out = subprocess.run([sys.executable, *finish.split()[1:]], cwd=REPO, capture_output=True, text=True, check=False,
+                         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert final_model_dir(run).resolve() == model.resolve() and training_complete(run, 400)
+    assert not training_complete(run, 401)
+
+
+def test_runner_plans_gpu_training_as_commands_and_runs_them(tmp_path):
+    import benchmarks.run as runner
+    from benchmarks.layout import Layout
+    from benchmarks.scheduler import plan, run_launch_commands
+    from benchmarks.suites import get_suite
+
+    suite = runner.override_seeds(get_suite("math-gpu"), None)
+    train = [j for j in plan(suite, Layout("math-gpu", tmp_path)) if j.kind == "train"]
+    assert len(train) == 3 and all("polyenv.integrations.trl_train" in j.payload["commands"][0] for j in train)
+    marker = tmp_path / "ran"
+    run_launch_commands([f"echo one > {marker}", f"echo two >> {marker}"])
+    assert marker.read_text().split() == ["one", "two"]
+    with pytest.raises(subprocess.CalledProcessError):
+        run_launch_commands(["false", f"echo three >> {marker}"])
+    assert marker.read_text().split() == ["one", "two"]  # a failed command stops the job
+    with pytest.raises(SystemExit):
+        runner.main(["--suite", "demo", "--gpus", "4", "--dry-run"])  # --gpus is for GPU suites
+
+
+def test_gpu_suites_run_jobs_online(monkeypatch):
+    """CPU suites force the hub off in their workers; GPU suites download Qwen3 and hub data sets, so they must not."""
+    from benchmarks.scheduler import _init_worker
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)
+    _init_worker(1, offline=False)
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+    _init_worker(1)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

@@ -147,6 +147,29 @@ def test_env_reward_and_dataset_match_env_step():
     assert info["rewards"] == [1.0, 0.0, 0.0, 1.0]
 
 
+def test_overlong_prompts_are_dropped_whole_not_truncated():
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from agents.policy import Policy
+    from polyenv.integrations.trl import filter_overlong_prompts
+    from polyenv.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m"))
+    texts = ["Say hi.", "word " * 40, "word " * 5]
+    lengths = [len(ids) for ids in Policy(None, tokenizer).prompt_token_ids(texts)]  # chat template, as the policy
+    limit = sorted(lengths)[1]
+    rows = [{"prompt": [{"role": "user", "content": t}], "problem_index": i} for i, t in enumerate(texts)]
+    kept, dropped = filter_overlong_prompts(Dataset.from_list(rows), tokenizer, limit)
+    assert dropped == 1 and kept["problem_index"] == [0, 2] and kept[1]["prompt"] == rows[2]["prompt"]
+    kept, dropped = filter_overlong_prompts(Dataset.from_list(rows), tokenizer, limit - 1)
+    assert dropped == 2 and kept["problem_index"] == [0]
+    raw = Dataset.from_list([{"prompt": t} for t in texts])
+    assert filter_overlong_prompts(raw, tokenizer, len(tokenizer(texts[2])["input_ids"]))[1] == 1
+    with pytest.raises(ValueError, match="every one of the 3 prompts is longer than max_prompt_length=1"):
+        filter_overlong_prompts(Dataset.from_list(rows), tokenizer, 1)
+
+
 def test_set_agents_refuse_std_scaling(tmp_path):
     from trl import GRPOConfig
 

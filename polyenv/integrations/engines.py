@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agents.memory import GiB, MemoryBudgetError, MemoryEstimate, ModelDims, estimate_memory
@@ -361,25 +363,80 @@ def describe(cfg: Any, plan: GPUPlan, preset: str | None = None, data_dir: str =
     return "\n".join(lines)
 
 
-def suite_plan(suite: Any, engine: str | None = None) -> str:
-    """What ``benchmarks.run --dry-run`` prints for a suite on a GPU engine: per run the launch command, then the
-    per-GPU memory estimate (raises ``MemoryBudgetError`` when the suite's ``gpu`` plan cannot fit)."""
+def verl_final_model(run_dir: str | Path, steps: int) -> Path:
+    """Where verl leaves the trained model of a run (``trainer.default_local_dir=run_dir``, ``hf_model`` saved)."""
+    return Path(run_dir) / f"global_step_{steps}" / "actor" / "huggingface"
+
+
+def run_commands(suite: Any, env: Any, agent: str, seed: int, run_dir: str | Path, engine: str | None = None
+                 ) -> list[str]:
+    """The shell commands that train one run of a GPU suite into ``run_dir`` and leave ``run_dir/final`` (a
+    Hugging Face model) and ``run_dir/DONE``: what ``benchmarks.run`` executes for the run and what its dry-run
+    prints. TRL: one ``accelerate launch`` of ``trl_train`` (it writes ``final`` and ``DONE``; relaunching resumes
+    from the last checkpoint). verl: write the env's prompts as parquet, run ``main_ppo`` with its checkpoints (and
+    the Hugging Face model) under ``run_dir`` (verl resumes from them), then link ``final`` to the last step's model
+    and write ``DONE`` (``python -m polyenv.integrations.engines --finish-run``)."""
+    from agents.config import TrainConfig
+
+    engine = engine or suite.engine
+    run_dir = Path(run_dir)
+    plan = GPUPlan(engine=engine, **suite.gpu)
+    cfg = TrainConfig(**suite.train_kwargs(env, agent, seed))
+    if engine == "trl":
+        return [f"accelerate launch --config_file agents/accelerate_configs/fsdp.yaml --num_processes {plan.num_gpus} "
+                f"-m polyenv.integrations.trl_train --suite {suite.name} --env {env.env_id} --agent {agent} "
+                f"--seed {seed} --gpus {plan.num_gpus} --output-dir {shlex.quote(str(run_dir))}"]
+    write, train = verl_launch_command(cfg, plan, data_dir=str(run_dir / "data")).split("\n", 1)
+    checkpoints = [f"trainer.default_local_dir={run_dir}",
+                   "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
+                   "actor_rollout_ref.actor.checkpoint.load_contents=[model,optimizer,extra]"]
+    train = train + " \\\n    " + " \\\n    ".join(shlex.quote(c) for c in checkpoints)
+    finish = (f"python -m polyenv.integrations.engines --finish-run {shlex.quote(str(run_dir))} --final-from "
+              f"{shlex.quote(str(verl_final_model(run_dir, cfg.max_steps)))} --steps {cfg.max_steps}")
+    return [write, train, finish]
+
+
+def finish_run(run_dir: str | Path, final_from: str | Path, steps: int) -> Path:
+    """Mark a run trained by an engine as complete for ``benchmarks.run``: ``run_dir/final`` -> ``final_from`` (a
+    relative symlink) and ``run_dir/DONE`` = ``{"step": steps}``. A missing model is a FileNotFoundError."""
+    run_dir, final_from = Path(run_dir), Path(final_from)
+    if not (final_from / "config.json").is_file():
+        raise FileNotFoundError(f"no trained model at {final_from} (config.json missing): did the engine finish "
+                                f"{steps} steps?")
+    final = run_dir / "final"
+    if final.is_symlink():
+        final.unlink()
+    if not final.exists():
+        final.symlink_to(os.path.relpath(final_from, run_dir))
+    (run_dir / "DONE").write_text(json.dumps({"step": int(steps)}))
+    return final
+
+
+def suite_plan(suite: Any, engine: str | None = None, runs: str | Path = "runs") -> str:
+    """What ``benchmarks.run --dry-run`` prints for a suite on a GPU engine: per run the commands the runner executes
+    (:func:`run_commands`, run directories under ``runs/<suite>``), then the per-GPU memory estimate (raises
+    ``MemoryBudgetError`` when the suite's ``gpu`` plan cannot fit)."""
     from agents.config import TrainConfig
 
     engine = engine or suite.engine
     plan = GPUPlan(engine=engine, **suite.gpu)
-    lines, cfg = [_engine_line(plan)], None
+    judges = sorted({kw["judge_kwargs"]["base_url"] for env in suite.envs for kw in [env.env_kwargs]
+                     if kw.get("judge") == "llm" and "base_url" in kw.get("judge_kwargs", {})})
+    lines = [f"`python -m benchmarks.run --suite {suite.name}` on the GPU node runs, in order (a finished step is "
+             f"skipped, so rerunning resumes): the base model's evaluation ({suite.eval_engine}), then for each run "
+             f"its training commands below followed by its evaluation ({suite.eval_engine}), then the report."]
+    if judges:
+        lines.append(f"Before training, serve the strategy judge at {', '.join(judges)} (README, GPU section).")
+    lines += [_engine_line(plan), "  training commands per run:"]
+    cfg = None
     for env in suite.envs:
         for agent in suite.agents:
             for seed in suite.seeds:
                 cfg = TrainConfig(**suite.train_kwargs(env, agent, seed))
-                if engine == "trl":
-                    command = (f"accelerate launch --config_file agents/accelerate_configs/fsdp.yaml --num_processes "
-                               f"{plan.num_gpus} -m polyenv.integrations.trl_train --suite {suite.name} --env "
-                               f"{env.env_id} --agent {agent} --seed {seed}")
-                else:
-                    command = verl_launch_command(cfg, plan, data_dir=f"data/{env.name}").replace("\n", "\n    ")
-                lines.append(f"  [{env.name} {agent} seed {seed}] {command}")
+                run_dir = Path(runs) / suite.name / env.name / f"{agent}__s{seed}"
+                commands = run_commands(suite, env, agent, seed, run_dir, engine)
+                text = "\n".join(commands).replace("\n", "\n      ")
+                lines.append(f"  [{env.name} {agent} seed {seed}]\n      {text}")
     generation, mini, micro = _batches(cfg, plan)
     lines.append(f"  {generation} completions per generation, {generation // mini} optimiser step(s) of {mini}, "
                  f"micro-batch {plan.per_device_train_batch_size} per GPU ({micro} on all GPUs)")
@@ -482,7 +539,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-memory-gib", type=float, default=80.0)
     parser.add_argument("--per-device-train-batch-size", type=int, default=2)
     parser.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.3)
+    parser.add_argument("--finish-run", metavar="RUN_DIR", default=None, help="instead: mark a run an engine trained "
+                        "as complete (RUN_DIR/final -> --final-from, RUN_DIR/DONE)")
+    parser.add_argument("--final-from", default=None, help="with --finish-run: the engine's Hugging Face model")
+    parser.add_argument("--steps", type=int, default=None, help="with --finish-run: training steps done")
     args = parser.parse_args(argv)
+    if args.finish_run is not None:
+        if args.final_from is None or args.steps is None:
+            parser.error("--finish-run needs --final-from and --steps")
+        print(f"final model: {finish_run(args.finish_run, args.final_from, args.steps)}")
+        return
     cfg = TrainConfig.from_preset(args.preset)
     plan = GPUPlan(engine=args.engine, num_gpus=args.gpus, gpu_memory_gib=args.gpu_memory_gib,
                    per_device_train_batch_size=args.per_device_train_batch_size,

@@ -27,7 +27,7 @@ strategy labels come from the env's judge. Only the training batch is replaced; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,28 @@ def env_dataset(env_id: str, num_prompts: int | None = None, *, env_kwargs: dict
             prompt = problem.prompt if system_prompt is None else f"{system_prompt}\n\n{problem.prompt}"
         rows.append({"prompt": prompt, "problem_index": int(index), "problem_id": problem.id})
     return Dataset.from_list(rows)
+
+
+def filter_overlong_prompts(dataset: Any, tokenizer: Any, max_prompt_length: int) -> tuple[Any, int]:
+    """Drop the rows of an :func:`env_dataset` whose prompt is longer than ``max_prompt_length`` tokens after the
+    chat template (what verl's ``data.filter_overlong_prompts`` does). TRL 1.16 has no ``max_prompt_length``: it
+    neither truncates nor drops prompts, and vLLM then shortens the completion budget of a long prompt to the rest of
+    ``vllm_max_model_length`` (or rejects the prompt), so the length limit is applied here. Returns the kept dataset
+    and the number of rows dropped; a dataset with nothing left is a ValueError."""
+    if not isinstance(max_prompt_length, int) or max_prompt_length < 1:
+        raise ValueError(f"max_prompt_length must be a positive int, got {max_prompt_length!r}")
+
+    def length(prompt: Any) -> int:
+        if isinstance(prompt, str):
+            return len(tokenizer(prompt)["input_ids"])
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
+
+    keep = [i for i, prompt in enumerate(dataset["prompt"]) if length(prompt) <= max_prompt_length]
+    if not keep:
+        raise ValueError(f"every one of the {len(dataset)} prompts is longer than max_prompt_length="
+                         f"{max_prompt_length} tokens after the chat template")
+    return dataset.select(keep), len(dataset) - len(keep)
 
 
 class EnvReward:
