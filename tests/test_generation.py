@@ -214,6 +214,16 @@ def test_math_gpu_evaluation_jobs_use_vllm_and_cpu_suites_keep_hf(tmp_path):
 
     jobs = [j for j in plan(get_suite("math-gpu"), Layout("math-gpu", tmp_path)) if j.kind == "eval"]
     assert len(jobs) == 12 and {j.payload["engine"] for j in jobs} == {"vllm"}
-    assert jobs[0].payload["engine_kwargs"] == {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.85}
+    assert jobs[0].payload["engine_kwargs"] == {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.75}
     demo = [j for j in plan(get_suite("demo"), Layout("demo", tmp_path)) if j.kind == "eval"]
     assert demo and {j.payload["engine"] for j in demo} == {"hf"}
+
+
+def test_vllm_generator_without_vllm_says_how_to_install(tiny):
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vllm is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[vllm\]'"):
+        VLLMGenerator(str(tiny)).generate(["hi"], 2, max_new_tokens=4, seed=0)

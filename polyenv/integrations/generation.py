@@ -216,9 +216,10 @@ class VLLMGenerator:
                  max_new_tokens: int = 256, seed: int | None = None) -> Generations:
         """Sample ``num_generations`` completions for each prompt (``Policy.generate``'s contract)."""
         inputs, params = self.requests(prompts, num_generations, temperature, top_p, max_new_tokens, seed)
+        llm = self.llm  # imports vllm (a clear ImportError without it)
         from vllm import SamplingParams
 
-        outputs = self.llm.generate(inputs, [SamplingParams(**p) for p in params], use_tqdm=False)
+        outputs = llm.generate(inputs, [SamplingParams(**p) for p in params], use_tqdm=False)
         return generations_from_vllm(list(prompts), outputs, num_generations)
 
     def close(self) -> None:
