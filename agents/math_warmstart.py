@@ -1,13 +1,15 @@
 """Maths warm start: SmolLM2-135M fine-tuned to reason briefly and end with ``\\boxed{answer}``, with before/after numbers.
 
-    python -m agents.math_warmstart                                   # ~30 min on 2 CPU cores; prints both reports
-    python -m agents.math_warmstart --output-dir runs/bases/svamp --report results/math-cpu/warmstart.json
+    python -m agents.math_warmstart --report results/math-cpu/warmstart.json   # <= 30 min on 2 CPU cores
+
+The model goes where ``python -m benchmarks.run --suite math-cpu`` looks for its base (``runs/bases/``), so the
+suite then skips its own warm start.
 
 The untrained SmolLM2-135M-Instruct almost never writes ``\\boxed{}``, so its maths reward is 0 and RL has no signal.
-This runs the ordinary :mod:`agents.warmstart` stage on ``PolySet-SVAMP-v0`` with :data:`MATH_WARMSTART`: supervised
-fine-tuning on short worked solutions of *train* problems from ``MathEnv.demonstrations`` (half GSM8K train
-solutions, half SVAMP train equations written out, all ending in ``The answer is \\boxed{...}.``). Before training it
-evaluates the untrained model the same way (same held-out SVAMP problems, samples, temperature and token budget), so
+This runs the ordinary :mod:`agents.warmstart` stage on ``PolySet-MAWPS-SingleOp-v0`` with :data:`MATH_WARMSTART`:
+supervised fine-tuning on short worked solutions of *train* problems from ``MathEnv.demonstrations`` (half GSM8K
+train solutions, half SVAMP train equations written out, all ending in ``The answer is \\boxed{...}.``). Before
+training it evaluates the untrained model the same way (same held-out problems, samples, temperature and token budget), so
 the report holds accuracy and boxed rate (``answered_share``) before and after. ``benchmarks.suites`` uses the same
 settings for the ``math-cpu`` suite's base.
 """
@@ -23,23 +25,34 @@ from pathlib import Path
 from typing import Any
 
 MATH_WARMSTART: dict[str, Any] = {
-    "env_id": "PolySet-SVAMP-v0",
+    "env_id": "PolySet-MAWPS-SingleOp-v0",
+    "env_kwargs": {"judge": "answer"},  # the warm start does not use the judge (its evaluation counts distinct answers)
     "model": "smollm2-135m",
-    "strategy_weights": {"gsm8k": 0.5, "svamp": 0.5},  # dataset -> share of the demonstrations
-    "num_demos": 80,
+    "strategy_weights": {"gsm8k": 0.25, "svamp": 0.75},  # dataset -> share of the demonstrations
+    "num_demos": 192,
     "balanced_demos": 0,
     "epochs": 1.0,
     "batch_size": 8,
     "learning_rate": 2e-4,
-    "eval_problems": 8,
+    "eval_problems": 12,
     "eval_samples": 8,
     "eval_batch_prompts": 16,
     "max_new_tokens": 128,
 }
-"""``WarmstartConfig`` keyword arguments of the maths base: 80 demonstrations (~11k tokens with the chat template and
-padding), one epoch of 10 steps of 8 (~6 CPU minutes, ~3 min on 2 idle cores; on this machine while it was shared
-with many other jobs, 4-5 min a step). Sized for format (always end in a boxed answer) and brevity, not for teaching
-arithmetic."""
+"""``WarmstartConfig`` keyword arguments of the maths base: 192 demonstrations, a quarter GSM8K and three quarters
+SVAMP train problems, one epoch of 24 steps of 8 (one warm-up step), evaluated on 12 held-out MAWPS SingleOp problems
+x 8 samples (a data set the demonstrations do not come from). Sized for format (always end in a boxed answer) and
+brevity, not for teaching arithmetic."""
+
+
+def suite_base_dir(runs_root: str = "runs") -> Path:
+    """Where ``python -m benchmarks.run --suite math-cpu`` looks for this base (it skips a warm start found there)."""
+    from benchmarks.layout import Layout
+    from benchmarks.scheduler import plan
+    from benchmarks.suites import MATH_CPU
+
+    job = next(j for j in plan(MATH_CPU, Layout(MATH_CPU.name, Path(runs_root))) if j.kind == "warmstart")
+    return Path(job.payload["config"]["output_dir"])
 
 
 def evaluate_untrained(cfg: Any) -> dict[str, Any]:
@@ -95,13 +108,14 @@ def run(overrides: dict[str, Any] | None = None, report_path: str | None = None)
 def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     p = argparse.ArgumentParser(prog="python -m agents.math_warmstart", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output-dir", default=None, help="model directory (default: agents.warmstart's)")
+    p.add_argument("--output-dir", default=None,
+                   help="model directory (default: where the math-cpu suite looks for its base, under runs/bases/)")
     p.add_argument("--report", default=None, help="write the before/after JSON report here")
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--num-demos", type=int, default=None)
     p.add_argument("--eval-problems", type=int, default=None)
     ns = p.parse_args(argv)
-    overrides = {"output_dir": ns.output_dir, "num_threads": ns.num_threads}
+    overrides = {"output_dir": ns.output_dir or str(suite_base_dir()), "num_threads": ns.num_threads}
     overrides.update({k: v for k, v in (("num_demos", ns.num_demos), ("eval_problems", ns.eval_problems))
                       if v is not None})
     run(overrides, ns.report)

@@ -59,7 +59,7 @@ class WarmstartConfig:
             of the majority family. 0 = weighted demonstrations only.
         epochs: passes over each set of demonstrations (ignored when ``max_steps`` is set).
         max_steps: optimiser steps; ``None`` = derived from ``epochs``. The two phases keep their proportions.
-        learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up); ``None`` = 3e-3
+        learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up rounded down); ``None`` = 3e-3
             for tiny, 1e-4 otherwise.
         batch_size: demonstrations per optimiser step.
         weight_decay: AdamW weight decay.
@@ -523,7 +523,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         max_steps=max_steps,
         learning_rate=lr,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,
+        warmup_steps=warmup_steps(max_steps),
         weight_decay=cfg.weight_decay,
         adam_beta2=0.95,
         max_grad_norm=1.0,
@@ -602,6 +602,12 @@ def warmstart(config: WarmstartConfig) -> Path:
     shutil.rmtree(scratch, ignore_errors=True)
     print(f"[warmstart] saved {out} ({meta['total_seconds']:.0f} s in all)", flush=True)
     return out
+
+
+def warmup_steps(max_steps: int) -> int:
+    """Linear warm-up steps: 5% of the run, rounded down. A warm-up step starts from lr 0, so rounding up would spend
+    the first step of a short run (e.g. 1 of 10) on nothing; runs under 20 steps get no warm-up."""
+    return int(0.05 * max_steps)
 
 
 def _max_new_tokens(cfg: WarmstartConfig, model: Any, examples: Sequence[Example]) -> int:

@@ -260,6 +260,35 @@ def _notes(path: Path, fallback: Path) -> str:
     return ""
 
 
+JUDGE_NAMES = {"oracle": "exact oracle", "answer": "answer judge: one cluster per final answer",
+               "embedding": "embedding judge: all-MiniLM-L6-v2 clusters", "llm": "LLM judge"}
+"""How the README names each diversity judge."""
+
+
+def judge_used(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """The diversity judge an env of a suite runs with: ``env_kwargs["judge"]`` when given (a name), else the
+    registered env's default (e.g. ``"oracle"`` for the synthetic domains, ``"embedding"`` for maths)."""
+    judge = env_kwargs.get("judge")
+    if isinstance(judge, str):
+        return judge
+    if judge is not None:
+        return type(judge).__name__
+    from polyenv.registration import ENVIRONMENTS, _load_class
+
+    if env_id not in ENVIRONMENTS:
+        return "?"
+    entry_point, registered = ENVIRONMENTS[env_id]
+    if isinstance(registered.get("judge"), str):
+        return registered["judge"]
+    return str(getattr(_load_class(entry_point), "default_judge", "?"))
+
+
+def judges_text(suite: Suite) -> str:
+    """``"exact oracle"``, ``"answer judge: one cluster per final answer"``... for the envs of ``suite``."""
+    names = dict.fromkeys(judge_used(e.env_id, e.env_kwargs) for e in suite.envs)
+    return "; ".join(JUDGE_NAMES.get(n, n) for n in names)
+
+
 def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str, str], numbers: dict[str, Any],
                  wall_seconds: float) -> Path:
     """``README.md`` of the report: command, commit, machine, wall time, settings, headline numbers, figures."""
@@ -284,7 +313,7 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         eval_sets=", ".join(f"{t.num_samples} samples x {t.num_problems} held-out problems of {t.name}"
                             for e in suite.envs for t in suite.eval_targets(e)),
-        headline=headline_markdown(suite, numbers),
+        judges=judges_text(suite), headline=headline_markdown(suite, numbers),
         figures=", ".join(f"`{f}`" for f in figures) if figures else "(none yet)",
         settings=json.dumps(settings, indent=1, default=str))
     path.parent.mkdir(parents=True, exist_ok=True)

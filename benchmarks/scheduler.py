@@ -56,7 +56,9 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
     for env in suite.envs:
         base_key = f"{env.name}/warmstart"
         if env.warmstart is not None:
-            ws = {"model": suite.model, **env.warmstart, "env_id": env.env_id, "env_kwargs": dict(env.env_kwargs)}
+            # the warm start's own env_kwargs win (e.g. a judge that variants of a suite change but the base does not use)
+            ws = {"model": suite.model, **env.warmstart, "env_id": env.env_id,
+                  "env_kwargs": dict(env.warmstart.get("env_kwargs", env.env_kwargs))}
             base = layout.base_dir(env, ws)
             ws.update(output_dir=str(base), num_threads=suite.threads_per_worker)
             jobs.append(Job("warmstart", base_key, {"config": ws},

@@ -2,11 +2,15 @@
 (slow) the maths warm start runs end to end on SmolLM2-135M."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from agents.math_warmstart import MATH_WARMSTART, summary
-from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for
+from agents.math_warmstart import MATH_WARMSTART, suite_base_dir, summary
+from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for, warmup_steps
+from benchmarks.layout import Layout
+from benchmarks.report import judges_text
+from benchmarks.scheduler import plan
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
 SIZE_KEYS = {"num_steps", "prompts_per_step", "mini_batch_size", "gradient_accumulation_steps", "learning_rate",
@@ -24,11 +28,29 @@ def test_math_cpu_is_math_gpu_with_sizes_cut():
     assert MATH_CPU.agents == MATH_GPU.agents and MATH_CPU.agent_train == MATH_GPU.agent_train
     assert not MATH_CPU.requires_gpu and MATH_CPU.model == "smollm2-135m"
     env = MATH_CPU.envs[0]
-    assert env.env_id == "PolySet-SVAMP-v0" and env.env_kwargs == {"judge": "answer"}
+    assert env.env_id == "PolySet-MAWPS-SingleOp-v0" and env.env_kwargs == {"judge": "answer"}
     assert all(t.split == "test" and t.env_id == env.env_id for t in MATH_CPU.eval_targets(env))
     variant = MATH_CPU_EMBEDDING.envs[0]
     assert variant.env_kwargs == {"judge": "embedding"} and variant.warmstart == env.warmstart
     assert MATH_CPU_EMBEDDING.train == MATH_CPU.train
+
+
+def test_math_cpu_embedding_shares_the_base_of_math_cpu(tmp_path):
+    """The judge is not part of the warm start, so both suites plan the same base directory (one warm start)."""
+    def base(suite):
+        jobs = plan(suite, Layout(suite.name, tmp_path))
+        return [j.payload["config"] for j in jobs if j.kind == "warmstart"]
+
+    (a,), (b,) = base(MATH_CPU), base(MATH_CPU_EMBEDDING)
+    assert a["output_dir"] == b["output_dir"] and a["env_kwargs"] == b["env_kwargs"] == {"judge": "answer"}
+    assert suite_base_dir(str(tmp_path)) == Path(a["output_dir"])
+
+
+def test_readme_names_the_judge_each_suite_uses():
+    assert judges_text(MATH_CPU) == "answer judge: one cluster per final answer"
+    assert judges_text(MATH_CPU_EMBEDDING).startswith("embedding judge")
+    assert judges_text(MATH_GPU) == "LLM judge"
+    assert judges_text(SUITES["synthetic-cpu"]) == "exact oracle"  # the synthetic envs' default judge
 
 
 def test_math_warmstart_config_is_valid_and_writes_boxed_demonstrations():
@@ -36,9 +58,21 @@ def test_math_warmstart_config_is_valid_and_writes_boxed_demonstrations():
     assert cfg == WarmstartConfig(**MATH_WARMSTART)
     env = make_env(cfg, "train")
     weights = strategy_weights_for(cfg, env)
-    assert weights == {"gsm8k": 0.5, "svamp": 0.5}
-    demos = env.demonstrations(16, strategy_weights=weights, seed=cfg.seed)
-    assert all("\\boxed{" in d.completion for d in demos) and {d.family for d in demos} == {"gsm8k", "svamp"}
+    assert weights == {"gsm8k": 0.25, "svamp": 0.75}
+    demos = env.demonstrations(cfg.num_demos, strategy_weights=weights, seed=cfg.seed)
+    assert {d.family for d in demos} == {"gsm8k", "svamp"}
+    for d in demos:  # exactly one boxed answer, at the very end, and the prompt is the env's (= the eval's) format
+        assert d.completion.count("\\boxed{") == 1
+        assert d.completion.endswith(f"The answer is \\boxed{{{d.strategy_key}}}.")
+        assert d.prompt.endswith("\nPlease reason step by step, and put your final answer within \\boxed{}.")
+    test_env = make_env(cfg, "test")
+    held_out = {test_env.get_problem(i).prompt for i in range(cfg.eval_problems)}
+    assert not held_out & {d.prompt for d in demos}
+
+
+def test_warmup_never_spends_the_first_step_of_a_short_run():
+    """A warm-up step starts at lr 0: a 10- or 19-step warm start gets none, longer ones 5% rounded down."""
+    assert [warmup_steps(n) for n in (1, 10, 19, 20, 24, 100, 1000)] == [0, 0, 0, 1, 1, 5, 50]
 
 
 def test_summary_keeps_the_headline_numbers():
