@@ -91,3 +91,33 @@ def test_math_warmstart_end_to_end_on_smollm2(tmp_path):
     assert saved["before"]["problems"] == saved["after"]["problems"] == 2
     assert 0.0 <= report["after"]["answered_share"] <= 1.0 and report["train_tokens"] > 0
     assert (tmp_path / "base" / "config.json").is_file() and "output_dir" not in saved["overrides"]
+
+
+@pytest.mark.parametrize("agent", ["grpo", "grpo_div", "poly_epo"])
+def test_math_cpu_is_a_rehearsal_of_math_gpu_through_both_engines(agent):
+    """Per agent, the two suites' TrainConfigs differ only in sizes, model and data/judge; through the GPU engine
+    (TRL) they translate to the same loss settings, and the runner plans the same jobs for both (math-gpu with
+    ``--engine ours`` trains through exactly the trainer math-cpu uses)."""
+    import dataclasses
+
+    from agents.config import TrainConfig
+    from polyenv.integrations.engines import GPUPlan, trl_config
+
+    cpu = MATH_CPU.train_kwargs(MATH_CPU.envs[0], agent, 0)
+    gpu = MATH_GPU.train_kwargs(MATH_GPU.envs[0], agent, 0)
+    assert {k for k in cpu.keys() | gpu.keys() if cpu.get(k) != gpu.get(k)} <= SIZE_KEYS | {"model", "env_id",
+                                                                                            "env_kwargs"}
+    plan_ = GPUPlan(**{**MATH_GPU.gpu, "num_gpus": 1, "per_device_train_batch_size": 8})
+    tc, tg = (trl_config(TrainConfig(**kw), plan_) for kw in (cpu, gpu))
+    loss_keys = {"loss_type", "epsilon", "epsilon_high", "beta", "max_grad_norm", "num_iterations", "scale_rewards",
+                 "temperature", "num_generations"}
+    assert {k: tc.get(k) for k in loss_keys} == {k: tg.get(k) for k in loss_keys}
+    assert tc["loss_type"] == "dr_grpo" and tc["beta"] == 0.0
+
+    def shape(suite):
+        return [(j.kind, j.key) for j in plan(suite, Layout(suite.name, Path("runs"))) if j.kind != "warmstart"]
+
+    gpu_ours = dataclasses.replace(MATH_GPU, engine="ours", envs=(dataclasses.replace(
+        MATH_GPU.envs[0], eval=MATH_GPU.envs[0].eval[:1]),))
+    kinds = [k for k, _ in shape(MATH_CPU)]
+    assert kinds == [k for k, _ in shape(gpu_ours)] == ["eval"] + ["train", "eval"] * 3
