@@ -167,6 +167,23 @@ def test_reward_manager_on_real_generations_equals_env_step(tmp_path):
     np.testing.assert_allclose(rm_scores.sum(-1).numpy(), all_rewards)
 
 
+def test_env_without_a_test_split_gets_a_stand_in_validation_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    real = pv.dataset_rows
+
+    def no_test_split(env_id, count, *, split, **kw):
+        if split == "test":
+            raise ValueError("no test split")
+        return real(env_id, count, split=split, **kw)
+
+    monkeypatch.setattr(pv, "dataset_rows", no_test_split)
+    paths = pv.write_dataset(PARITY_ID, tmp_path, num_train=5, num_test=3)
+    train, test = pd.read_parquet(paths["train"]), pd.read_parquet(paths["test"])
+    assert len(train) == 5 and len(test) == 3
+    assert test["extra_info"].tolist() == train["extra_info"].tolist()[:3]
+
+
 def test_dataset_rows_name_their_env_and_problem():
     rows = pv.dataset_rows(PARITY_ID, 2, seed=4)
     env = gym.make(PARITY_ID)
@@ -201,6 +218,13 @@ def test_paper_overrides_name_real_verl_config_keys():
     config = OmegaConf.load(Path(verl.__file__).parent / "trainer" / "config" / "_generated_ppo_trainer.yaml")
     cfg = TrainConfig.from_preset("paper-qwen3-4b-polaris")
     overrides = verl_overrides(cfg, GPUPlan(engine="verl"))
+    # and the checkpoint keys the runner adds (the run's directory, the Hugging Face model for evaluation)
+    from benchmarks.suites import MATH_GPU
+    from polyenv.integrations.engines import run_commands
+
+    _, train, _ = run_commands(MATH_GPU, MATH_GPU.envs[0], "poly_epo", 0, "runs/x", engine="verl")
+    overrides += [line.strip(" \\'") for line in train.splitlines()[-3:]]
+    assert overrides[-1].startswith("actor_rollout_ref.actor.checkpoint.load_contents=")
     for override in overrides:
         key = override.split("=", 1)[0]
         node = config

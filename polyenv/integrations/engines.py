@@ -259,6 +259,7 @@ def verl_overrides(cfg: Any, plan: GPUPlan, data_dir: str = "data/polyenv") -> l
         f"trainer.total_training_steps={cfg.max_steps}",
         f"trainer.save_freq={cfg.save_steps}",
         "trainer.test_freq=-1",
+        "trainer.val_before_train=False",  # evaluation is benchmarks.evaluate's (vLLM, pass@k, strategies)
         f"trainer.logger=[console,{plan.report_to}]" if plan.report_to != "none" else "trainer.logger=[console]",
         "trainer.project_name=polyenv",
         f"trainer.experiment_name={cfg.env_id}__{cfg.agent}__{cfg.seed}",

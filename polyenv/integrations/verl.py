@@ -291,6 +291,10 @@ def __getattr__(name: str) -> Any:
 # ----------------------------------------------------------------------------------------------------- dataset
 
 
+FALLBACK_TEST_ROWS = 64
+"""Rows of the stand-in validation file of an env without a test split."""
+
+
 def dataset_rows(env_id: str, num_prompts: int | None = None, *, env_kwargs: dict[str, Any] | None = None,
                  split: str = "train", seed: int = 0) -> list[dict[str, Any]]:
     """verl RL dataset rows (``prompt`` chat messages, ``data_source``, ``reward_model``, ``extra_info``) for the
@@ -312,7 +316,9 @@ def dataset_rows(env_id: str, num_prompts: int | None = None, *, env_kwargs: dic
 
 def write_dataset(env_id: str, out_dir: str | Path, *, num_train: int | None = None, num_test: int | None = None,
                   env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Path]:
-    """Write ``train.parquet`` and ``test.parquet`` for ``data.train_files`` / ``data.val_files``."""
+    """Write ``train.parquet`` and ``test.parquet`` for ``data.train_files`` / ``data.val_files``. verl loads the
+    validation file even when it never validates, so an env without a test split (POLARIS) gets a ``test.parquet``
+    of its first ``num_test`` (default :data:`FALLBACK_TEST_ROWS`) train problems, said in the output."""
     import pandas as pd
 
     out = Path(out_dir)
@@ -323,6 +329,11 @@ def write_dataset(env_id: str, out_dir: str | Path, *, num_train: int | None = N
             rows = dataset_rows(env_id, count, env_kwargs=env_kwargs, split=split, seed=seed)
         except ValueError:
             if split == "test":
+                rows = pd.read_parquet(paths["train"]).head(num_test or FALLBACK_TEST_ROWS)
+                print(f"{env_id} has no test split: {out / 'test.parquet'} holds its first {len(rows)} train "
+                      "problems (verl needs a validation file; the runs never validate)")
+                paths[split] = out / f"{split}.parquet"
+                rows.to_parquet(paths[split])
                 continue
             raise
         paths[split] = out / f"{split}.parquet"
