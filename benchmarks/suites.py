@@ -398,12 +398,12 @@ from agents.math_warmstart import MATH_WARMSTART  # noqa: E402 (plain data; impo
 _MATH_CPU_ENV = MATH_WARMSTART["env_id"]
 _MATH_CPU_WARMSTART = {k: v for k, v in MATH_WARMSTART.items() if k != "env_id"}
 _MATH_CPU_SIZES: dict[str, Any] = {
-    "num_steps": 12,
-    "prompts_per_step": 2,  # B; N = 8 and n = 4 as in the paper. B = 2 x 12 steps (not 4 x 6): twice the updates
+    "num_steps": 24,
+    "prompts_per_step": 2,  # B; N = 8 and n = 4 as in the paper. B = 2 x 24 steps (not 4 x 12): twice the updates
     "mini_batch_size": None,
     "gradient_accumulation_steps": 2,  # micro-batches of 8 sequences (memory on a shared 24 GB machine)
-    # The paper moves a 4 B model by lr 1e-6 x 400 steps = 4e-4 (an Adam step moves each weight by ~lr); 12 steps at
-    # 3e-5 get about the same total (3.6e-4). At 1e-6 (or 1e-5) a 135 M model would hardly move in 12 steps.
+    # The paper moves a 4 B model by lr 1e-6 x 400 steps = 4e-4 (an Adam step moves each weight by ~lr); 24 steps at
+    # 3e-5 move a 135 M model by 7.2e-4 in all. At 1e-6 (or 1e-5) it would hardly move in 24 steps.
     "learning_rate": 3e-5,
     "max_prompt_length": 320,
     "max_completion_length": 128,
@@ -415,7 +415,7 @@ _MATH_CPU_EVAL = EvalTarget(_MATH_CPU_ENV, {"judge": "answer"}, num_problems=8, 
 MATH_CPU = Suite(
     name="math-cpu",
     description="math-gpu's loop at CPU scale: SmolLM2-135M maths warm start on MAWPS SingleOp, N=8, n=4, B=2, "
-                "12 steps, answer judge, 1 seed",
+                "24 steps, answer judge, 1 seed",
     envs=(EnvSpec(_MATH_CPU_ENV, env_kwargs={"judge": "answer"}, warmstart=_MATH_CPU_WARMSTART,
                   eval=(_MATH_CPU_EVAL,)),),
     agents=AGENTS,
