@@ -195,9 +195,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._map_deprecated_names()
         self._check_env()
-        agents = agent_names()
-        if self.agent not in agents:
-            raise ValueError(f"unknown agent {self.agent!r}; choose one of {list(agents)}")
+        check_choice("agent", self.agent, agent_names())
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"model must be a hub id, a local directory or 'smollm2-135m', got {self.model!r}")
         check_int("max_steps", self.max_steps, low=1)
@@ -212,10 +210,9 @@ class TrainConfig:
         check_int("max_prompt_length", self.max_prompt_length, low=1)
         check_int("max_completion_length", self.max_completion_length, low=1)
         check_int("num_iterations", self.num_iterations, low=1)
-        if self.per_device_train_batch_size is not None:
-            check_int("per_device_train_batch_size", self.per_device_train_batch_size, low=1)
+        check_int("per_device_train_batch_size", self.per_device_train_batch_size, low=1, optional=True)
+        check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, low=1, optional=True)
         if self.gradient_accumulation_steps is not None:
-            check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, low=1)
             if self.per_device_train_batch_size is not None:
                 raise ValueError(f"give per_device_train_batch_size={self.per_device_train_batch_size} or "
                                  f"gradient_accumulation_steps={self.gradient_accumulation_steps}, not both (each "
@@ -230,10 +227,9 @@ class TrainConfig:
             check_choice("report_to entry", name, (*TRACKERS, "none"))
         self.report_to = [name for name in dict.fromkeys(self.report_to) if name != "none"]
         check_int("seed", self.seed, low=0)
-        if self.num_threads is not None:
-            check_int("num_threads", self.num_threads, low=1)
+        check_int("num_threads", self.num_threads, low=1, optional=True)
+        check_int("mini_batch_size", self.mini_batch_size, low=1, optional=True)
         if self.mini_batch_size is not None:
-            check_int("mini_batch_size", self.mini_batch_size, low=1)
             if self.prompts_per_step % self.mini_batch_size:
                 raise ValueError(f"prompts_per_step={self.prompts_per_step} is not a multiple of "
                                  f"mini_batch_size={self.mini_batch_size}")
@@ -315,8 +311,7 @@ class TrainConfig:
             if self.agent != "grpo_div":
                 raise ValueError(f"diversity_lambda={self.diversity_lambda} only applies to agent 'grpo_div', "
                                  f"not {self.agent!r}")
-            if not self.diversity_lambda >= 0:
-                raise ValueError(f"diversity_lambda must be >= 0, got {self.diversity_lambda}")
+            check_number("diversity_lambda", self.diversity_lambda, low=0)
         if not isinstance(self.advantage_kwargs, dict):
             raise ValueError(f"advantage_kwargs must be a dict, got {type(self.advantage_kwargs).__name__}")
         # Resolving the function checks every override name against its signature (ValueError listing valid ones).

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyenv.validation import check_choice, check_int
+
 GiB = 2**30
 
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2, "int8": 1}
@@ -81,9 +83,7 @@ class ModelDims:
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
                      "intermediate_size", "vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelDims.{name} must be a positive integer, got {value!r}")
+            check_int(f"ModelDims.{name}", getattr(self, name), low=1)
 
     @property
     def parameters(self) -> int:
@@ -305,14 +305,10 @@ def estimate_memory(dims: ModelDims, *, micro_batch_size: int, prompt_length: in
     for name, value in (("micro_batch_size", micro_batch_size), ("prompt_length", prompt_length),
                         ("completion_length", completion_length), ("shared_prefix_group", shared_prefix_group),
                         ("num_shards", num_shards)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(generation_batch_size, int) or generation_batch_size < 0:
-        raise ValueError(f"generation_batch_size must be an integer >= 0, got {generation_batch_size!r}")
-    if optimizer not in OPTIMIZER_STATES:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZER_STATES)}")
-    if attn_implementation not in ("sdpa", "eager"):
-        raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {attn_implementation!r}")
+        check_int(name, value, low=1)
+    check_int("generation_batch_size", generation_batch_size, low=0)
+    check_choice("optimizer", optimizer, sorted(OPTIMIZER_STATES))
+    check_choice("attn_implementation", attn_implementation, ("sdpa", "eager"))
     device_kind = str(device).split(":")[0]
     if overhead is None:
         if device_kind not in DEFAULT_OVERHEAD:

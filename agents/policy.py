@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from polyenv.models import format_prompt
+from polyenv.validation import check_int
 
 
 @dataclass
@@ -171,8 +172,7 @@ def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     With gradients each chunk is checkpointed: only its inputs are kept and its logits are recomputed in the
     backward pass, so at most one chunk of logits (and its gradient) exists at a time. A single chunk is computed
     directly (no recomputation)."""
-    if chunk_tokens < 1:
-        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    check_int("chunk_tokens", chunk_tokens, low=1)
     rows = hidden.size(0)
     recompute = torch.is_grad_enabled() and rows > chunk_tokens and (
         hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
@@ -421,9 +421,8 @@ class Policy:
                  model: Any = None) -> Rollouts:
         """Sample ``num_generations`` completions for each prompt. ``seed`` makes the samples reproducible without
         touching the global RNG. ``model`` overrides the sampling model (e.g. an unwrapped distributed model)."""
-        if num_generations < 1 or max_new_tokens < 1:
-            raise ValueError(f"num_generations and max_new_tokens must be >= 1, got {num_generations}, "
-                             f"{max_new_tokens}")
+        check_int("num_generations", num_generations, low=1)
+        check_int("max_new_tokens", max_new_tokens, low=1)
         if not temperature > 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         prompt_rows = self.prompt_token_ids(prompts, max_prompt_length)

@@ -31,6 +31,7 @@ import torch
 
 from agents.config import TrainConfig
 from agents.seeding import rng_state, set_rng_state
+from polyenv.validation import is_number
 
 # Fields that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE_CHANGES = frozenset({"max_steps", "resume", "run_name", "output_dir", "save_steps", "callback_steps",
@@ -292,7 +293,7 @@ def tracker_key(key: str) -> str:
 def tracker_values(row: dict[str, Any]) -> dict[str, float]:
     """The numeric values of a metrics row under their tracker names (``step`` is passed separately)."""
     return {tracker_key(k): float(v) for k, v in row.items()
-            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if k != "step" and is_number(v)}
 
 
 def open_trackers(names: Sequence[str], run_dir: Path, start_step: int, config: dict[str, Any]) -> list[Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from polyenv.validation import check_int
+
 
 @dataclass
 class TinyModelConfig:
@@ -32,9 +34,7 @@ class TinyModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "mlp_ratio", "max_positions"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TinyModelConfig.{name} must be a positive integer, got {value!r}")
+            check_int(f"TinyModelConfig.{name}", getattr(self, name), low=1)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}")
         if (self.d_model // self.n_heads) % 2:

@@ -34,6 +34,7 @@ from typing import Any
 
 from agents.progress import hf_progress_callback
 from agents.tiny_model import TinyModelConfig
+from polyenv.validation import check_int, check_number, is_number
 
 TINY = "tiny"
 
@@ -122,32 +123,21 @@ class WarmstartConfig:
             if not isinstance(self.strategy_weights, dict) or not self.strategy_weights:
                 raise ValueError(f"strategy_weights must be a non-empty dict family -> weight, got "
                                  f"{self.strategy_weights!r}")
-            bad = {k: v for k, v in self.strategy_weights.items()
-                   if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0}
+            bad = {k: v for k, v in self.strategy_weights.items() if not is_number(v) or not math.isfinite(v) or v < 0}
             if bad or sum(self.strategy_weights.values()) <= 0:
                 raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
-        _positive_int(self, "num_demos", "batch_size", "eval_samples", "eval_batch_prompts")
-        _positive_int(self, "competence_samples", "save_steps")
-        for name in ("eval_problems", "balanced_demos", "competence_problems"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.max_steps is not None:
-            _positive_int(self, "max_steps")
-        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs > 0):
-            raise ValueError(f"epochs must be > 0, got {self.epochs!r}")
-        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0 (or None for the default), got {self.learning_rate!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not (math.isfinite(self.eval_temperature) and self.eval_temperature > 0):
-            raise ValueError(f"eval_temperature must be > 0, got {self.eval_temperature!r}")
-        if self.num_threads is not None:
-            _positive_int(self, "num_threads")
-        if self.max_new_tokens is not None:
-            _positive_int(self, "max_new_tokens")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("num_demos", "batch_size", "eval_samples", "eval_batch_prompts", "competence_samples",
+                     "save_steps"):
+            check_int(name, getattr(self, name), low=1)
+        for name in ("max_steps", "num_threads", "max_new_tokens"):
+            check_int(name, getattr(self, name), low=1, optional=True)
+        for name in ("eval_problems", "balanced_demos", "competence_problems", "seed"):
+            check_int(name, getattr(self, name), low=0)
+        check_number("epochs", self.epochs, low=0, low_open=True)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True, optional=True,
+                     why="None = the default for the model")
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("eval_temperature", self.eval_temperature, low=0, low_open=True)
 
     @property
     def is_tiny(self) -> bool:
@@ -170,13 +160,6 @@ class WarmstartConfig:
         env = self.env_id.removeprefix("PolySet-").split("-v")[0].lower()
         model = Path(self.model).name.replace("/", "_") if not self.is_tiny else f"tiny{self.d_model}x{self.n_layers}"
         return cache_dir() / "bases" / f"{env}__{model}__s{self.seed}"
-
-
-def _positive_int(cfg: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 # ---- data ------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.advantages._arrays import as_reward_batch, as_strategy_batch, clusters
+from polyenv.validation import check_choice, check_number
 
 SCALES: tuple[str, ...] = ("none", "group", "batch")
 """``scale`` values, TRL's ``scale_rewards`` names: divide by no std, the group's std, or the whole batch's std."""
@@ -24,8 +25,7 @@ STD_EPS: float = 1e-4
 
 
 def _centre(rewards: np.ndarray, scale: str, eps: float) -> np.ndarray:
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_choice("scale", scale, SCALES)
     advantages = rewards - rewards.mean(axis=1, keepdims=True)  # (B, N)
     if scale == "none":
         return advantages
@@ -74,8 +74,7 @@ def diversity_bonus_advantages(
 
     With ``lam < 1`` and 0/1 rewards every correct generation still outranks every incorrect one.
     """
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    check_number("lam", lam, low=0)
     batch, restore = as_reward_batch(rewards)
     labels = as_strategy_batch(strategies, batch.shape)
     return restore(_centre(batch + lam * _diversity(labels), scale, eps))

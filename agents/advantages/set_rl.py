@@ -34,6 +34,7 @@ from polyenv.objectives import (
     polychromic,
     polychromic_correct,
 )
+from polyenv.validation import check_choice, check_int
 
 METHODS: tuple[str, ...] = ("exact", "enumerate", "sample")
 
@@ -354,11 +355,9 @@ def set_advantages(
         num_sets: number of sets for ``method="sample"`` (the paper's K).
         seed: seed of the subset draw for ``method="sample"``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
     if method == "sample":
-        if isinstance(num_sets, bool) or not isinstance(num_sets, (int, np.integer)) or num_sets < 1:
-            raise ValueError(f"method='sample' needs num_sets, a positive integer, got {num_sets!r}")
+        check_int("num_sets", num_sets, low=1, why="method='sample' draws that many sets")
     elif num_sets is not None:
         raise ValueError(f"num_sets={num_sets} only applies to method='sample', not method={method!r}")
     kind = closed_form_name(objective)
@@ -366,8 +365,7 @@ def set_advantages(
     r, restore = as_reward_batch(rewards)
     s = as_strategy_batch(strategies, r.shape)
     batch, n_gen = r.shape
-    if isinstance(set_size, bool) or not isinstance(set_size, (int, np.integer)) or set_size < 1:
-        raise ValueError(f"set_size must be a positive integer, got {set_size!r}")
+    check_int("set_size", set_size, low=1)
     n = int(set_size)
     if n > n_gen:
         raise ValueError(f"set_size={n} is larger than the group size N={n_gen}: sets are drawn without replacement")
