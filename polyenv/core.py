@@ -34,6 +34,7 @@ from polyenv.objectives import Objective, distinct_strategies, get_objective
 from polyenv.spaces import GenerationSet, UnicodeText
 from polyenv.text import MAX_GENERATION_CHARS, echo_reason, screen_generation
 from polyenv.types import DEGENERATE, GenerationResult
+from polyenv.validation import check_int, is_int
 
 MAX_PROMPT_CHARS = 32_768
 UNBOUNDED_INDEX = 2**31 - 1
@@ -91,15 +92,13 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
         cluster_unanswered: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(set_size, (int, np.integer)) or isinstance(set_size, bool) or set_size < 1:
-            raise ValueError(f"set_size must be a positive integer, got {set_size!r}")
+        check_int("set_size", set_size, low=1)
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r} for {type(self).__name__}; choose one of {list(self.splits)}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"{type(self).__name__} renders {self.metadata['render_modes']} (or None), got "
                              f"render_mode={render_mode!r}")
-        if max_generation_chars < 1:
-            raise ValueError(f"max_generation_chars must be >= 1, got {max_generation_chars}")
+        check_int("max_generation_chars", max_generation_chars, low=1)
         if not isinstance(cluster_unanswered, bool):
             raise ValueError(f"cluster_unanswered must be True or False, got {cluster_unanswered!r}")
         self.set_size = int(set_size)
@@ -146,7 +145,7 @@ class SetEnv(gym.Env[str, tuple[str, ...]]):
     def get_problem(self, index: int) -> Problem:
         """The problem at ``index`` of the current split, without resetting."""
         n = self._num_problems()
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        if not is_int(index):
             raise TypeError(f"problem index must be an int, got {type(index).__name__}")
         if index < 0 or (n is not None and index >= n):
             bound = "unbounded" if n is None else f"{n} problems"

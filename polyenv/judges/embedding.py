@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from polyenv.judges.base import JudgeRequest, StrategyJudge
+from polyenv.validation import check_int, check_number
 
 DEFAULT_THRESHOLD = 0.35
 """Cosine *distance* (1 - similarity) below which average-linkage clusters merge. Chosen with
@@ -87,12 +88,9 @@ class EmbeddingJudge(StrategyJudge):
         super().__init__()
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not 0.0 < threshold < 2.0:
-            raise ValueError(f"threshold must be a cosine distance in (0, 2), got {threshold!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 16:
-            raise ValueError(f"max_chars must be an integer >= 16, got {max_chars!r}")
+        check_number("threshold", threshold, low=0, high=2, low_open=True, high_open=True, why="a cosine distance")
+        check_int("batch_size", batch_size, low=1)
+        check_int("max_chars", max_chars, low=16)
         self.model_name = model
         self.threshold = float(threshold)
         self.device = device

@@ -41,6 +41,7 @@ from polyenv.judges.base import JudgeRequest, StrategyJudge
 from polyenv.judges.local_backend import ANSWER_PREFIX, LOCAL_DEFAULT_MODEL, LocalBackend  # noqa: F401
 from polyenv.judges.openai_backend import MAX_HTTP_BYTES, OpenAIBackend  # noqa: F401
 from polyenv.types import DEGENERATE
+from polyenv.validation import check_int, check_number
 
 PAPER_JUDGE_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 """The paper's maths judge; pass it as ``model=`` (local backend on a GPU, or the name an endpoint serves)."""
@@ -278,18 +279,12 @@ class LLMJudge(StrategyJudge):
         super().__init__()
         from polyenv.judges import JUDGES
 
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(max_response_chars, int) or max_response_chars < 100:
-            raise ValueError(f"max_response_chars must be an integer >= 100, got {max_response_chars!r}")
+        check_int("max_retries", max_retries, low=0)
+        check_number("temperature", temperature, low=0)
+        check_int("max_new_tokens", max_new_tokens, low=1)
+        check_number("timeout", timeout, low=0, low_open=True, why="seconds")
+        check_int("batch_size", batch_size, low=1)
+        check_int("max_response_chars", max_response_chars, low=100)
         if domain_hint is not None and not isinstance(domain_hint, str):
             raise ValueError(f"domain_hint must be a string or None, got {type(domain_hint).__name__}")
         valid_fallbacks = [j for j in JUDGES if j != "llm"]
