@@ -59,6 +59,7 @@ from polyenv.safe_arith import (
     to_text,
 )
 from polyenv.types import GenerationResult
+from polyenv.validation import check_int
 
 LIMITS = Limits(max_chars=300, max_tokens=100, max_digits=12, max_depth=24, max_exponent=1, max_bits=512,
                 allow_power=False)
@@ -315,8 +316,7 @@ class CountdownEnv(SyntheticEnv):
         knobs = {"num_numbers": num_numbers, "min_value": min_value, "max_value": max_value,
                  "min_target": min_target, "max_target": max_target, "min_solutions": min_solutions}
         for name, value in knobs.items():
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004 (as SetEnv does)
+            check_int(name, value)
         if not 2 <= num_numbers <= 5:
             raise ValueError(f"num_numbers must be in [2, 5], got {num_numbers}")
         if not 1 <= min_value <= max_value <= 10**6 or max_value - min_value + 1 < num_numbers:

@@ -32,7 +32,6 @@ ending in a boxed answer (see :mod:`polyenv.datasets`); the default is the env's
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -53,6 +52,7 @@ from polyenv.math_grading import (
 )
 from polyenv.text import MAX_GENERATION_CHARS
 from polyenv.types import GenerationResult
+from polyenv.validation import check_int, check_number, is_number
 
 DEMONSTRATION_MAX_CHARS = 300
 """Longest worked solution ``demonstrations`` uses by default (~80 SmolLM2 tokens for GSM8K): a model trained on
@@ -114,10 +114,8 @@ class MathEnv(SetEnv):
         render_mode: str | None = None,
         cluster_unanswered: bool = False,
     ) -> None:
-        if not isinstance(grading_timeout, (int, float)) or isinstance(grading_timeout, bool) or grading_timeout <= 0:
-            raise ValueError(f"grading_timeout must be a positive number of seconds, got {grading_timeout!r}")
-        if not isinstance(max_answer_chars, int) or isinstance(max_answer_chars, bool) or max_answer_chars < 1:
-            raise ValueError(f"max_answer_chars must be a positive integer, got {max_answer_chars!r}")
+        check_number("grading_timeout", grading_timeout, low=0, low_open=True, why="seconds")
+        check_int("max_answer_chars", max_answer_chars, low=1)
         split, self.splits = resolve_split(dataset, split, data_files)
         self.data: MathData = load_math_dataset(dataset, split, data_files=data_files, config=config,
                                                 problem_key=problem_key, answer_key=answer_key, source=source,
@@ -184,13 +182,10 @@ class MathEnv(SetEnv):
         problem and ``completion`` the solution, which scores 1 when passed to ``step``."""
         from polyenv.domains.synthetic import Demonstration
 
-        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
-            raise ValueError(f"count must be a non-negative integer, got {count!r}")
-        if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
-            raise ValueError(f"max_chars must be a positive integer or None, got {max_chars!r}")
+        check_int("count", count, low=0)
+        check_int("max_chars", max_chars, low=1, optional=True)
         weights = dict(strategy_weights) if strategy_weights is not None else {self.data.name: 1.0}
-        bad = {k: v for k, v in weights.items()
-               if isinstance(v, bool) or not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0)}
+        bad = {k: v for k, v in weights.items() if not (is_number(v) and math.isfinite(v) and v >= 0)}
         if bad or not weights or sum(weights.values()) <= 0:
             raise ValueError(f"strategy_weights must map dataset names to finite weights >= 0, not all 0; got {weights!r}")
         pools: dict[str, tuple[MathData, list[int]]] = {}

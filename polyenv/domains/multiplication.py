@@ -74,6 +74,7 @@ from polyenv.safe_arith import (
     to_text,
 )
 from polyenv.types import GenerationResult
+from polyenv.validation import check_int
 
 LIMITS = Limits(max_chars=500, max_tokens=200, max_digits=40, max_depth=32, max_exponent=64, max_bits=1024)
 MAX_FACTORS = 8
@@ -123,8 +124,7 @@ class MultiplicationEnv(SyntheticEnv):
         **kwargs: Any,
     ) -> None:
         for name, value in (("p_digits", p_digits), ("q_digits", q_digits)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= 12:
-                raise ValueError(f"{name} must be an integer in [1, 12], got {value!r}")
+            check_int(name, value, low=1, high=12)
         self.p_digits, self.q_digits = int(p_digits), int(q_digits)
         super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
 

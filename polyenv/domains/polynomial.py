@@ -37,6 +37,7 @@ import numpy as np
 
 from polyenv.domains.synthetic import ANSWER_MARKER, SyntheticEnv, nesting_error, no_answer_error
 from polyenv.types import GenerationResult
+from polyenv.validation import check_int
 
 _NUM = r"((?:[-+−][ \t]*)?[0-9]+(?:[./][0-9]+)?)"
 # A value is complete when no letter, digit, '^' or '(' follows it, nor (after spaces) an operator: "y = 2x^2 - 3x"
@@ -90,11 +91,8 @@ class PolynomialEnv(SyntheticEnv):
         max_answer_digits: int = 100,
         **kwargs: Any,
     ) -> None:
-        for name, value in (("max_coefficient", max_coefficient), ("max_answer_digits", max_answer_digits)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if max_answer_digits > 4000:
-            raise ValueError(f"max_answer_digits must be <= 4000, got {max_answer_digits}")
+        check_int("max_coefficient", max_coefficient, low=1)
+        check_int("max_answer_digits", max_answer_digits, low=1, high=4000)
         self.max_coefficient = int(max_coefficient)
         self.max_answer_digits = int(max_answer_digits)
         super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords

@@ -15,7 +15,6 @@ the splits never overlap; the train split is unbounded (``num_problems`` is ``No
 from __future__ import annotations
 
 import math
-import numbers
 import re
 import zlib
 from abc import abstractmethod
@@ -27,6 +26,7 @@ import numpy as np
 
 from polyenv.core import UNBOUNDED_INDEX, Problem, SetEnv
 from polyenv.safe_arith import first_non_ascii_digit, max_nesting
+from polyenv.validation import check_int, is_number
 
 _SPLIT_IDS = {"train": 0, "test": 1}
 MAX_DRAW_ATTEMPTS = 1000
@@ -63,9 +63,7 @@ class SyntheticEnv(SetEnv):
 
     def __init__(self, *, num_test_problems: int = 200, **core: Any) -> None:
         super().__init__(**core)
-        if not isinstance(num_test_problems, (int, np.integer)) or isinstance(num_test_problems, bool) \
-                or num_test_problems < 1:
-            raise ValueError(f"num_test_problems must be a positive integer, got {num_test_problems!r}")
+        check_int("num_test_problems", num_test_problems, low=1)
         self.num_test_problems = int(num_test_problems)
 
     # ---- domain hooks -------------------------------------------------------------------------------------------
@@ -173,8 +171,7 @@ class SyntheticEnv(SetEnv):
         """``count`` worked solutions of train problems whose strategy families are drawn i.i.d. from
         ``strategy_weights`` (family -> weight, normalised; missing families get 0; ``None`` = the class's
         ``default_strategy_weights``). Deterministic per ``seed``, independent of ``env.np_random``."""
-        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 0:
-            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        check_int("count", count, low=0)
         families, probs = self._check_weights(strategy_weights)
         rng = np.random.default_rng(seed)
         out = []
@@ -198,8 +195,7 @@ class SyntheticEnv(SetEnv):
         unknown = sorted(set(weights) - set(valid))
         if unknown:
             raise ValueError(f"unknown strategy families {unknown} for {type(self).__name__}; choose from {valid}")
-        bad = {k: v for k, v in weights.items()
-               if isinstance(v, bool) or not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0)}
+        bad = {k: v for k, v in weights.items() if not (is_number(v) and math.isfinite(v) and v >= 0)}
         if bad:
             raise ValueError(f"strategy weights must be finite and >= 0, got {bad}")
         total = float(sum(weights.values()))
