@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.suites import AGENT_LABELS, AGENTS
+from polyenv.validation import check_int
 
 
 def probe_entry(records: Sequence[dict[str, Any]], step: int) -> dict[str, Any]:
@@ -63,8 +64,8 @@ class ProbeCallback:
 
         import polyenv  # noqa: F401  (registers the ids)
 
-        if num_problems < 1 or num_samples < 1:
-            raise ValueError(f"num_problems and num_samples must be >= 1, got {num_problems}, {num_samples}")
+        check_int("num_problems", num_problems, low=1)
+        check_int("num_samples", num_samples, low=1)
         self.env = gym.make(env_id, split="test", **env_kwargs).unwrapped
         self.out = Path(out)
         self.kwargs = {"num_problems": num_problems, "num_samples": num_samples, "max_new_tokens": max_new_tokens,

@@ -24,6 +24,7 @@ from typing import Any
 
 from benchmarks.layout import Layout
 from benchmarks.suites import AGENT_LABELS, Suite
+from polyenv.validation import is_number
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).with_name("templates") / "results_readme.md"
@@ -50,7 +51,7 @@ def collect(suite: Suite, layout: Layout):
                 for row in read_metrics(layout.run_dir(env, agent, seed)):  # torn lines of a killed run are skipped
                     step = row["step"]
                     for metric, value in row.items():
-                        if metric != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                        if metric != "step" and is_number(value):
                             train_rows.append((env.name, agent, seed, int(step), metric, float(value)))
         for target in suite.eval_targets(env):
             entries = [("base", 0, "base")] + [(a, s, "final") for s in suite.seeds for a in suite.agents]

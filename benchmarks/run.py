@@ -27,6 +27,7 @@ from benchmarks.layout import Layout, config_hash, final_model_dir, training_com
 from benchmarks.report import append_ledger, collect, headline, headline_markdown, portable_command, read_ledger, report  # noqa: F401
 from benchmarks.scheduler import Job, execute, plan, run_jobs, validate_configs  # noqa: F401
 from benchmarks.suites import SUITES, Suite, get_suite
+from polyenv.validation import check_choice, check_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,16 +93,12 @@ class RunArgs:
             raise ValueError(f"unknown suite {self.suite!r}; choose one of {sorted(SUITES)}")
         if self.update_results and self.out is not None:
             raise ValueError(f"--update-results writes to results/; do not combine it with --out {self.out!r}")
-        if self.engine not in (None, "ours", "trl", "verl"):
-            raise ValueError(f"unknown engine {self.engine!r}; choose one of ['ours', 'trl', 'verl']")
-        if self.eval_engine not in (None, "hf", "vllm", "openai"):
-            raise ValueError(f"unknown eval engine {self.eval_engine!r}; choose one of ['hf', 'vllm', 'openai']")
+        check_choice("engine", self.engine, (None, "ours", "trl", "verl"))
+        check_choice("eval engine", self.eval_engine, (None, "hf", "vllm", "openai"))
         if (self.eval_engine == "openai") != (self.eval_base_url is not None):
             raise ValueError("--eval-engine openai and --eval-base-url go together")
-        if self.gpus is not None and self.gpus < 1:
-            raise ValueError(f"gpus must be >= 1, got {self.gpus!r}")
-        if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        check_int("gpus", self.gpus, low=1, optional=True)
+        check_int("workers", self.workers, low=1, optional=True)
 
     @property
     def results_root(self) -> Path | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyenv.integrations.generation import EVAL_ENGINES  # what samples evaluations: hf | vllm | openai
+from polyenv.validation import check_int, check_number, is_int
 
 AGENTS = ("grpo", "grpo_div", "poly_epo")
 ENGINES = ("ours", "trl", "verl")
@@ -50,10 +51,9 @@ class EvalTarget:
         if not self.env_id.startswith("PolySet-"):
             raise ValueError(f"EvalTarget.env_id must be a registered PolySet-* id, got {self.env_id!r}")
         for name in ("num_problems", "num_samples", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EvalTarget.{name} must be >= 1, got {getattr(self, name)!r}")
-        if not 0 < self.temperature <= 10 or not 0 < self.top_p <= 1:
-            raise ValueError(f"bad sampling settings temperature={self.temperature!r}, top_p={self.top_p!r}")
+            check_int(f"EvalTarget.{name}", getattr(self, name), low=1)
+        check_number("EvalTarget.temperature", self.temperature, low=0, low_open=True, high=10)
+        check_number("EvalTarget.top_p", self.top_p, low=0, low_open=True, high=1)
 
     @property
     def name(self) -> str:
@@ -87,8 +87,7 @@ class EnvSpec:
     def __post_init__(self) -> None:
         if not self.env_id.startswith("PolySet-"):
             raise ValueError(f"EnvSpec.env_id must be a registered PolySet-* id, got {self.env_id!r}")
-        if not 0 <= self.rare_threshold <= 1:
-            raise ValueError(f"rare_threshold must be in [0, 1], got {self.rare_threshold!r}")
+        check_number("rare_threshold", self.rare_threshold, low=0, high=1)
         if self.warmstart is not None and "output_dir" in self.warmstart:
             raise ValueError("EnvSpec.warmstart must not set output_dir: the runner places base models under runs/")
 
@@ -151,14 +150,13 @@ class Suite:
             raise ValueError(f"suite {self.name!r} has no envs")
         if not self.agents or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs agents and seeds, got {self.agents!r} / {self.seeds!r}")
-        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+        if len(set(self.seeds)) != len(self.seeds) or not all(is_int(s) and s >= 0 for s in self.seeds):
             raise ValueError(f"suite {self.name!r}: seeds must be distinct non-negative ints, got {self.seeds!r}")
         names = [e.name for e in self.envs]
         if len(set(names)) != len(names):
             raise ValueError(f"suite {self.name!r} lists an env twice: {names}")
-        if self.workers < 1 or self.threads_per_worker < 1:
-            raise ValueError(f"workers and threads_per_worker must be >= 1, got {self.workers}, "
-                             f"{self.threads_per_worker}")
+        check_int("workers", self.workers, low=1)
+        check_int("threads_per_worker", self.threads_per_worker, low=1)
         reserved = {"env_id", "env_kwargs", "agent", "seed", "output_dir", "run_name", "resume"}
         unknown = set(self.agent_train) - set(self.agents)
         if unknown:

@@ -32,6 +32,7 @@ import numpy as np
 from agents.advantages import compute_advantages
 from benchmarks.suites import AGENT_LABELS as LABELS
 from benchmarks.suites import AGENTS
+from polyenv.validation import check_int, check_number
 
 
 @dataclass
@@ -62,12 +63,10 @@ class TabularConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "prompts_per_step", "num_generations", "set_size", "eval_samples"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name), low=1)
         if self.set_size > self.num_generations:
             raise ValueError(f"set_size={self.set_size} exceeds num_generations={self.num_generations}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True)
 
 
 def expected_distinct_correct(probs: np.ndarray, competence: np.ndarray, samples: int) -> float:
