@@ -101,6 +101,24 @@ def test_spec_kwargs_show_every_setting_through_the_class_hierarchy():
     assert set(constructor_kwargs(polyenv.SetEnv)) <= set(found)
 
 
+def test_domains_declare_only_their_own_knobs():
+    """The SetEnv keywords reach every domain through the class hierarchy: no domain repeats them (MathEnv keeps
+    ``split``, whose default it resolves per dataset), and each id's spec shows all of them."""
+    import inspect
+
+    setenv_keywords = set(constructor_kwargs(polyenv.SetEnv)) - {"split"}
+    for env_id, (entry_point, _) in polyenv.ENVIRONMENTS.items():
+        module, name = entry_point.split(":")
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        for klass in cls.__mro__[:cls.__mro__.index(polyenv.SetEnv)]:
+            if "__init__" in klass.__dict__:
+                own = set(inspect.signature(klass.__init__).parameters)
+                assert not own & setenv_keywords, (klass.__name__, sorted(own & setenv_keywords))
+    spec = gym.spec("PolySet-MATH500-v0")
+    assert setenv_keywords | {"split", "dataset", "grading_timeout"} <= set(spec.kwargs)
+    assert spec.kwargs["cluster_unanswered"] is False and spec.kwargs["render_mode"] is None
+
+
 def test_aime_export_hint_names_both_splits_and_works(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

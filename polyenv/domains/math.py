@@ -32,14 +32,13 @@ ending in a boxed answer (see :mod:`polyenv.datasets`); the default is the env's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from polyenv.core import Problem, SetEnv
 from polyenv.datasets import HUB_PROBE_TIMEOUT, MATH_DATASETS, MathData, load_math_dataset, resolve_split
-from polyenv.judges import StrategyJudge
 from polyenv.math_grading import (
     DEFAULT_GRADING_TIMEOUT,
     INSTRUCTION,
@@ -50,7 +49,6 @@ from polyenv.math_grading import (
     grade_answer,
     repetitive_tail_reason,
 )
-from polyenv.text import MAX_GENERATION_CHARS
 from polyenv.types import GenerationResult
 from polyenv.validation import check_int, check_number, is_number
 
@@ -87,7 +85,8 @@ class MathEnv(SetEnv):
         grading_timeout: seconds one answer may spend in math-verify.
         max_answer_chars: longer boxed answers are degenerate and score 0 without being parsed.
         hub_timeout: seconds to reach the hub before a hub load fails.
-        set_size, objective, judge, judge_kwargs, max_generation_chars: as in :class:`polyenv.SetEnv`.
+        **kwargs: the :class:`polyenv.SetEnv` keywords (``set_size``, ``objective``, ``judge``, ``judge_kwargs``,
+            ``max_generation_chars``, ``cluster_unanswered``, ``render_mode``); ``split`` is resolved here first.
     """
 
     default_judge = "embedding"
@@ -103,16 +102,10 @@ class MathEnv(SetEnv):
         answer_key: str | None = None,
         config: str | None = None,
         source: str = "auto",
-        set_size: int = 4,
-        objective: str | Callable[[Sequence[float], Sequence[int]], float] = "polychromic",
-        judge: str | StrategyJudge | None = None,
-        judge_kwargs: dict[str, Any] | None = None,
-        max_generation_chars: int = MAX_GENERATION_CHARS,
         grading_timeout: float = DEFAULT_GRADING_TIMEOUT,
         max_answer_chars: int = MAX_ANSWER_CHARS,
         hub_timeout: float = HUB_PROBE_TIMEOUT,
-        render_mode: str | None = None,
-        cluster_unanswered: bool = False,
+        **kwargs: Any,
     ) -> None:
         check_number("grading_timeout", grading_timeout, low=0, low_open=True, why="seconds")
         check_int("max_answer_chars", max_answer_chars, low=1)
@@ -120,11 +113,10 @@ class MathEnv(SetEnv):
         self.data: MathData = load_math_dataset(dataset, split, data_files=data_files, config=config,
                                                 problem_key=problem_key, answer_key=answer_key, source=source,
                                                 hub_timeout=hub_timeout)
+        judge = kwargs.get("judge")
         if judge == "llm" or (judge is None and self.default_judge == "llm"):
-            judge_kwargs = {"domain_hint": MATH_JUDGE_HINT, **(judge_kwargs or {})}
-        super().__init__(set_size=set_size, objective=objective, judge=judge, judge_kwargs=judge_kwargs, split=split,
-                         max_generation_chars=max_generation_chars, render_mode=render_mode,
-                         cluster_unanswered=cluster_unanswered)
+            kwargs["judge_kwargs"] = {"domain_hint": MATH_JUDGE_HINT, **(kwargs.get("judge_kwargs") or {})}
+        super().__init__(split=split, **kwargs)
         self.dataset = dataset
         self.grading_timeout = float(grading_timeout)
         self.max_answer_chars = max_answer_chars
