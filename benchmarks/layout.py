@@ -71,11 +71,11 @@ def warmstart_complete(path: Path) -> bool:
     return (path / "warmstart.json").is_file() and (path / "config.json").is_file()
 
 
-def training_complete(run_dir: Path, num_steps: int) -> bool:
-    """A training run is complete when its ``DONE`` marker records at least ``num_steps`` steps (a run asked for
+def training_complete(run_dir: Path, max_steps: int) -> bool:
+    """A training run is complete when its ``DONE`` marker records at least ``max_steps`` steps (a run asked for
     more steps than it has is extended by resuming)."""
     try:
-        return int(json.loads((run_dir / "DONE").read_text())["step"]) >= num_steps
+        return int(json.loads((run_dir / "DONE").read_text())["step"]) >= max_steps
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -8,7 +8,7 @@ The per-step count of the trainer (distinct correct strategies among the N = 8 s
 capped at N and noisy; the paper counts over many samples of fixed prompts. :class:`ProbeCallback` evaluates the
 policy on the first ``num_problems`` problems of the test split with ``num_samples`` samples each, through the one
 evaluation path (``agents.evaluation.evaluate``), at step 0 (the base, computed once and cached next to the base
-model) and every ``eval_steps`` training steps, and appends one JSON line per evaluation to ``out``: the step, and per
+model) and every ``callback_steps`` training steps, and appends one JSON line per evaluation to ``out``: the step, and per
 problem the strategy keys of its correct samples. :func:`collect` turns the logs of a suite into two curves per
 run: distinct correct strategies per probe prompt at each evaluation, and the cumulative number of distinct correct
 strategies discovered per prompt so far (the union over evaluations). :func:`plot` draws them for the three agents,

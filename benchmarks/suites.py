@@ -72,7 +72,7 @@ class EnvSpec:
         eval: held-out sets; empty = the same env's ``test`` split with the suite's eval defaults.
         rare_threshold: a strategy family is *rare* when its weight in the warm-start prior is below this.
         probe: ``benchmarks.probe.ProbeCallback`` keyword arguments (``num_problems``, ``num_samples``,
-            ``max_new_tokens``...) to evaluate a fixed set of held-out prompts every ``eval_steps`` training steps
+            ``max_new_tokens``...) to evaluate a fixed set of held-out prompts every ``callback_steps`` training steps
             (the paper's Fig. 5); ``None`` = no probe.
     """
 
@@ -258,14 +258,14 @@ _AGENT_TRAIN: dict[str, dict[str, Any]] = {"grpo_div": {"diversity_lambda": 0.5}
 
 _SYNTHETIC_EVAL: dict[str, Any] = {"num_problems": 12, "num_samples": 64, "max_new_tokens": 112}
 # The paper's Fig. 5 count: a fixed set of held-out probe prompts (the first of the test split, i.e. the first of the
-# evaluation problems), 64 samples each, at the base and every `eval_steps` training steps.
+# evaluation problems), 64 samples each, at the base and every `callback_steps` training steps.
 _PROBE: dict[str, Any] = {"num_problems": 8, "num_samples": 64}
 
 
-def _synthetic(env: EnvSpec, num_steps: int, eval_problems: int, max_new_tokens: int) -> EnvSpec:
+def _synthetic(env: EnvSpec, max_steps: int, eval_problems: int, max_new_tokens: int) -> EnvSpec:
     """``env`` with a training budget, a held-out evaluation and the Fig. 5 probe (same sampling budget)."""
     return dataclasses.replace(
-        env, train={**env.train, "num_steps": num_steps},
+        env, train={**env.train, "max_steps": max_steps},
         eval=(EvalTarget(env.env_id, env.env_kwargs, num_problems=eval_problems, num_samples=64,
                          max_new_tokens=max_new_tokens),),
         probe={**_PROBE, "num_problems": min(_PROBE["num_problems"], eval_problems), "max_new_tokens": max_new_tokens})
@@ -279,7 +279,7 @@ DEMO = Suite(
     agents=AGENTS,
     seeds=(0,),
     model="tiny",
-    train={**_CPU_TRAIN, "eval_steps": 10},
+    train={**_CPU_TRAIN, "callback_steps": 10},
     agent_train=_AGENT_TRAIN,
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
@@ -297,7 +297,7 @@ SYNTHETIC_CPU = Suite(
     agents=AGENTS,
     seeds=(0, 1, 2),
     model="tiny",
-    train={**_CPU_TRAIN, "eval_steps": 10},
+    train={**_CPU_TRAIN, "callback_steps": 10},
     agent_train=_AGENT_TRAIN,
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
@@ -316,7 +316,7 @@ SYNTHETIC_SMOL = Suite(
     seeds=(0,),
     model="smollm2-135m",
     # 64 tokens: the longest worked solutions (|x| = 5, every term) take ~55 SmolLM2 tokens, plus EOS.
-    train={**_CPU_TRAIN, "num_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "save_steps": 5},
+    train={**_CPU_TRAIN, "max_steps": 20, "prompts_per_step": 4, "learning_rate": 1e-5, "save_steps": 5},
     agent_train=_AGENT_TRAIN,
     eval_defaults={"num_problems": 8, "num_samples": 64, "max_new_tokens": 64},
     workers=1,
@@ -349,7 +349,7 @@ MATH_GPU = Suite(
     seeds=(0,),
     model="Qwen/Qwen3-4B-Base",
     train={
-        "num_steps": 400,
+        "max_steps": 400,
         "prompts_per_step": 128,
         "mini_batch_size": 64,
         "num_generations": 8,
@@ -396,7 +396,7 @@ from agents.math_warmstart import MATH_WARMSTART  # noqa: E402 (plain data; impo
 _MATH_CPU_ENV = MATH_WARMSTART["env_id"]
 _MATH_CPU_WARMSTART = {k: v for k, v in MATH_WARMSTART.items() if k != "env_id"}
 _MATH_CPU_SIZES: dict[str, Any] = {
-    "num_steps": 24,
+    "max_steps": 24,
     "prompts_per_step": 2,  # B; N = 8 and n = 4 as in the paper. B = 2 x 24 steps (not 4 x 12): twice the updates
     "mini_batch_size": None,
     "gradient_accumulation_steps": 2,  # micro-batches of 8 sequences (memory on a shared 24 GB machine)
@@ -445,7 +445,7 @@ POLYNOMIAL_LONG = Suite(
     agents=AGENTS,
     seeds=(0, 1, 2),
     model="tiny",
-    train={**_CPU_TRAIN, "eval_steps": 25},
+    train={**_CPU_TRAIN, "callback_steps": 25},
     agent_train=_AGENT_TRAIN,
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
