@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyenv.validation import check_choice, check_int
+from polyenv.validation import check_choice, check_int, check_number
 
 GiB = 2**30
 
@@ -39,10 +39,16 @@ DTYPE_BYTES: dict[str, int] = {"float32": 4, "float": 4, "bfloat16": 2, "float16
 OPTIMIZER_STATES: dict[str, int] = {"adamw": 2, "adam": 2, "sgd": 0, "sgd_momentum": 1}
 """Optimiser state tensors kept per trainable parameter (AdamW: exp_avg and exp_avg_sq)."""
 
-DEFAULT_OVERHEAD: dict[str, int] = {"cpu": int(0.75 * GiB), "cuda": int(1.0 * GiB)}
+DEFAULT_OVERHEAD: dict[str, int] = {"cpu": int(0.3 * GiB), "cuda": int(1.0 * GiB)}
 """Fixed cost of a process on top of its tensors. CPU: the Python interpreter with torch, transformers and the
-environments imported (0.3 GiB measured) plus allocator slack; CUDA: the CUDA context and kernels outside PyTorch's
-caching allocator."""
+environments imported (0.3 GiB measured); CUDA: the CUDA context and kernels outside PyTorch's caching allocator."""
+
+DEFAULT_UPDATE_SLACK: dict[str, float] = {"cpu": 0.35, "cuda": 0.0}
+"""Bytes the update phase holds beyond what autograd saves, as a share of (activations + logits): the backward
+pass's transient buffers (gradients of the activations, recomputed logit chunks) and freed memory the allocator keeps
+in the process (glibc does not hand most of it back, so it counts in RSS). Calibrated on CPU against the peak RSS of
+``benchmarks/bench_memory_update.py`` (SmolLM2-135M, 8 completions of 32, 128 and 256 tokens, 1 and 2 threads:
+measured 3.07, 4.71, 6.79 / 6.93 GiB; see ``tests/test_memory.py``); not measured on CUDA (0 there)."""
 
 
 def dtype_bytes(dtype: Any) -> int:
@@ -145,7 +151,7 @@ class MemoryEstimate:
 
     The update and generation phases do not overlap (gradients are freed after each optimiser step), so
     ``peak = weights + optimizer + overhead + extras + max(generation, update)`` with ``generation = kv_cache +
-    sampling`` and ``update = gradients + activations + logits``.
+    sampling`` and ``update = gradients + activations + logits + update_slack``.
     """
 
     weights: int
@@ -164,6 +170,8 @@ class MemoryEstimate:
     """Per-token buffers of the sampler over the vocabulary (fp32 softmax, fp64 CDF) for the generation batch."""
     overhead: int
     """Fixed runtime cost (interpreter, libraries, CUDA context)."""
+    update_slack: int = 0
+    """Transient and allocator-retained bytes of the update phase (see :data:`DEFAULT_UPDATE_SLACK`)."""
     extra: tuple[tuple[str, int], ...] = ()
     """Further static terms by name, e.g. ``("vllm_reservation", n)``; add them with :meth:`plus`."""
     notes: tuple[str, ...] = field(default=(), compare=False)
@@ -175,7 +183,7 @@ class MemoryEstimate:
 
     @property
     def update(self) -> int:
-        return self.gradients + self.activations + self.logits
+        return self.gradients + self.activations + self.logits + self.update_slack
 
     @property
     def static(self) -> int:
@@ -281,7 +289,7 @@ def estimate_memory(dims: ModelDims, *, micro_batch_size: int, prompt_length: in
                     compute_dtype: Any | None = None, optimizer: str = "adamw", gradient_checkpointing: bool = False,
                     attn_implementation: str = "sdpa", logits_chunk_tokens: int | None = None,
                     reference_model: bool = False, num_shards: int = 1, device: str = "cpu",
-                    overhead: int | None = None) -> MemoryEstimate:
+                    overhead: int | None = None, update_slack: float | None = None) -> MemoryEstimate:
     """Estimate the peak memory of one training process.
 
     Args:
@@ -299,8 +307,10 @@ def estimate_memory(dims: ModelDims, *, micro_batch_size: int, prompt_length: in
         logits_chunk_tokens: tokens scored per chunk over the vocabulary; ``None`` = all at once.
         reference_model: a frozen copy of the weights is kept (KL penalty, ``beta > 0``).
         num_shards: processes that shard weights, gradients and optimiser state (ZeRO-3 / FSDP full shard); 1 = none.
-        device: ``"cpu"`` or ``"cuda"`` (picks the default ``overhead``).
+        device: ``"cpu"`` or ``"cuda"`` (picks the default ``overhead`` and ``update_slack``).
         overhead: fixed bytes; ``None`` = :data:`DEFAULT_OVERHEAD` of the device.
+        update_slack: share of (activations + logits) added for the update phase's transient and retained memory;
+            ``None`` = :data:`DEFAULT_UPDATE_SLACK` of the device.
     """
     for name, value in (("micro_batch_size", micro_batch_size), ("prompt_length", prompt_length),
                         ("completion_length", completion_length), ("shared_prefix_group", shared_prefix_group),
@@ -314,6 +324,9 @@ def estimate_memory(dims: ModelDims, *, micro_batch_size: int, prompt_length: in
         if device_kind not in DEFAULT_OVERHEAD:
             raise ValueError(f"no default overhead for device {device!r}; pass overhead= in bytes")
         overhead = DEFAULT_OVERHEAD[device_kind]
+    if update_slack is None:
+        update_slack = DEFAULT_UPDATE_SLACK.get(device_kind, 0.0)
+    check_number("update_slack", update_slack, low=0)
     compute_dtype = param_dtype if compute_dtype is None else compute_dtype
     pb, cb = dtype_bytes(param_dtype), dtype_bytes(compute_dtype)
     n = dims.parameters
@@ -339,7 +352,8 @@ def estimate_memory(dims: ModelDims, *, micro_batch_size: int, prompt_length: in
              + (f", sampling {generation_batch_size} sequences" if generation_batch_size else "")
              + (f", sharded over {num_shards}" if num_shards > 1 else ""),)
     return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer_state, activations=activations,
-                          logits=logits, kv_cache=kv, sampling=sampling, overhead=int(overhead), notes=notes)
+                          logits=logits, kv_cache=kv, sampling=sampling, overhead=int(overhead),
+                          update_slack=int(update_slack * (activations + logits)), notes=notes)
 
 
 def largest_fitting(build: Any, budget: int, candidates: list[int]) -> int | None:

@@ -88,7 +88,6 @@ class Trainer:
             raise ValueError(f"mini_batch_size={mini} prompts must split evenly over {self.world_size} processes")
         self.rows_per_mini = mini // self.world_size * cfg.num_generations  # completions per optimiser step here
         micro_batch_plan(self.rows_per_mini, cfg.num_generations, cfg)  # ValueError when the split cannot work
-        self.memory_checked = not cfg.check_memory
         self.local_prompts = cfg.prompts_per_step // self.world_size
 
         # Environments first: they are cheap and catch bad env arguments before the model loads.
@@ -121,6 +120,9 @@ class Trainer:
         self.model, self.optimizer = acc.prepare(self.policy.model, optimizer)
         if checkpoint is not None:
             self.start_step = self.run_dir.load_checkpoint(checkpoint, self.optimizer, self.envs)
+        self.memory_estimate = None
+        if cfg.check_memory and not self.done:  # refuse a plan that cannot fit before anything is written
+            self._check_memory(self._reset_envs(self.start_step + 1))
         if self.is_main:
             self.run_dir.prepare(cfg, checkpoint, self.start_step, done=self.done)
         acc.wait_for_everyone()
@@ -132,11 +134,7 @@ class Trainer:
         t_start = time.perf_counter()
 
         # 1. Rollout: B prompts, N samples each.
-        first = self.rank * self.local_prompts
-        prompts = [env.reset(seed=derived_seed(cfg.seed, ENV_SEED, step, first + i))[0]
-                   for i, env in enumerate(self.envs)]
-        if not self.memory_checked:  # before the first step's compute: refuse a plan that cannot fit
-            self._check_memory(prompts)
+        prompts = self._reset_envs(step)
         with torch.no_grad():
             rollouts = self.policy.generate(
                 prompts, num_generations=cfg.num_generations, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -174,9 +172,17 @@ class Trainer:
             row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         return row
 
+    def _reset_envs(self, step: int) -> list[str]:
+        """Reset this process's envs to the problems of ``step`` (seeded by seed, step and prompt index); their
+        prompts."""
+        first = self.rank * self.local_prompts
+        return [env.reset(seed=derived_seed(self.config.seed, ENV_SEED, step, first + i))[0]
+                for i, env in enumerate(self.envs)]
+
     def _check_memory(self, prompts: list[str]) -> None:
         """Estimate this process's peak memory for the first batch's prompts (:mod:`agents.memory`) and raise
-        :class:`agents.memory.MemoryBudgetError` naming ``per_device_train_batch_size`` when it cannot fit."""
+        :class:`agents.memory.MemoryBudgetError` naming ``per_device_train_batch_size`` when it cannot fit (called by
+        ``__init__`` before the run directory is created)."""
         from agents.memory import ModelDims, env_budget_override, memory_budget, preflight_check
         from agents.policy import LOGITS_CHUNK_BYTES, output_head
 
@@ -193,7 +199,6 @@ class Trainer:
                         device=device.type, param_dtype=dtype, compute_dtype=mixed,
                         logits_chunk_bytes=LOGITS_CHUNK_BYTES if output_head(model) is not None else None,
                         attn_implementation="eager" if attn == "eager" else "sdpa")
-        self.memory_checked = True
         if self.is_main:
             print(f"memory: estimated peak {self.memory_estimate.peak / 2**30:.1f} GiB per process, "
                   f"{budget / 2**30:.1f} GiB available", file=sys.stderr, flush=True)
