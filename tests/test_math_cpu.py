@@ -13,7 +13,7 @@ from benchmarks.report import judges_text
 from benchmarks.scheduler import plan
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
-SIZE_KEYS = {"num_steps", "prompts_per_step", "mini_batch_size", "gradient_accumulation_steps", "learning_rate",
+SIZE_KEYS = {"max_steps", "prompts_per_step", "mini_batch_size", "gradient_accumulation_steps", "learning_rate",
              "max_prompt_length", "max_completion_length", "gradient_checkpointing", "save_steps"}
 
 
@@ -21,7 +21,7 @@ def test_math_cpu_is_math_gpu_with_sizes_cut():
     assert {"math-cpu", "math-cpu-embedding"} <= set(SUITES)
     assert set(MATH_CPU.train) == set(MATH_GPU.train)
     changed = {k for k in MATH_GPU.train if MATH_CPU.train[k] != MATH_GPU.train[k]}
-    assert changed <= SIZE_KEYS and {"num_steps", "prompts_per_step", "learning_rate"} <= changed
+    assert changed <= SIZE_KEYS and {"max_steps", "prompts_per_step", "learning_rate"} <= changed
     for key in ("num_generations", "set_size", "epsilon", "epsilon_high", "beta", "loss_type", "scale_rewards",
                 "max_grad_norm", "num_iterations", "temperature"):
         assert MATH_CPU.train[key] == MATH_GPU.train[key], key
