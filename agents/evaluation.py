@@ -222,7 +222,7 @@ def score_problem(env: Any, index: int, texts: Sequence[str], token_ids: Sequenc
 def evaluate(policy: Any, env: Any, *, num_problems: int, num_samples: int, max_new_tokens: int,
              temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, start: int = 0,
              batch_prompts: int | None = None, rare: set[str] | None = None, keep_texts: bool = False,
-             on_record: Callable[[dict[str, Any]], None] | None = None, progress: bool | str = False,
+             on_record: Callable[[dict[str, Any]], None] | None = None, progress: bool | str | None = False,
              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Sample ``num_samples`` completions for problems ``start .. num_problems - 1`` of ``env``'s split (capped at
     the split's size) with ``policy.generate`` and score each problem's set in one judge call.
@@ -231,7 +231,7 @@ def evaluate(policy: Any, env: Any, *, num_problems: int, num_samples: int, max_
     ``MAX_SEQUENCES_PER_BATCH`` sequences); the chunk starting at problem ``i`` is sampled with seed ``seed + i``, so
     results depend on ``batch_prompts`` but not on ``start`` when ``batch_prompts`` is 1 (what a resumable caller
     uses). ``on_record`` is called with each record as soon as it exists (to write partial results). ``progress``
-    shows a tqdm bar over problems (a string is its description). Returns one record per problem
+    shows a tqdm bar over problems (a string is its description; ``None`` = only on a terminal). Returns one record per problem
     (see :func:`make_record`).
     """
     from tqdm.auto import tqdm
@@ -245,7 +245,7 @@ def evaluate(policy: Any, env: Any, *, num_problems: int, num_samples: int, max_
     per_chunk = batch_prompts or max(1, MAX_SEQUENCES_PER_BATCH // num_samples)
     records: list[dict[str, Any]] = []
     bar = tqdm(total=max(0, stop - start), desc=progress if isinstance(progress, str) else "evaluation",
-               unit="problem", disable=not progress, dynamic_ncols=True, smoothing=0)
+               unit="problem", disable=None if progress is None else not progress, dynamic_ncols=True, smoothing=0)
     for first in range(start, stop, per_chunk):
         indices = list(range(first, min(first + per_chunk, stop)))
         t0 = time.perf_counter()

@@ -20,6 +20,7 @@ weights, and distinct correct strategies per prompt.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.progress import hf_progress_callback
+from agents.progress import StageProgress, hf_progress_callback
 from agents.tiny_model import TinyModelConfig
 from polyenv.validation import check_int, check_number, is_number
 
@@ -206,6 +207,25 @@ class Example:
         return self.prompt_ids + self.completion_ids
 
 
+def write_demonstrations(env: Any, parts: Sequence[tuple[int, dict[str, float] | None, int]]
+                         ) -> list[list[Any]]:
+    """``env.demonstrations(count, strategy_weights, seed)`` for each ``(count, strategy_weights, seed)`` of ``parts``,
+    as one stage with its progress (a bar on a terminal, the runner's progress file): thousands of demonstrations
+    of a domain whose problems need a search (Countdown) take minutes."""
+    total = sum(count for count, _, _ in parts)
+    accepts_progress = "progress" in inspect.signature(env.demonstrations).parameters
+    print(f"[warmstart] writing {total} demonstrations", flush=True)
+    out: list[list[Any]] = []
+    with StageProgress("demonstrations", total, unit="demo") as progress:
+        done = 0
+        for count, weights, seed in parts:
+            kwargs = {"progress": lambda n, offset=done: progress.update(offset + n)} if accepts_progress else {}
+            out.append(env.demonstrations(count, strategy_weights=weights, seed=seed, **kwargs))
+            done += count
+            progress.update(done)
+    return out
+
+
 def encode_demonstrations(tokenizer: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
     """Tokenize ``(format_prompt(tokenizer, prompt), completion + EOS)`` for each demonstration."""
     from polyenv.models import format_prompt
@@ -307,7 +327,7 @@ def evaluate_policy(model: Any, tokenizer: Any, env: Any, *, num_problems: int =
     started = time.perf_counter()
     records = evaluate(Policy(model, tokenizer), env, num_problems=num_problems, num_samples=samples,
                        temperature=temperature, max_new_tokens=max_new_tokens, batch_prompts=batch_prompts,
-                       seed=seed * 1_000_003, keep_texts=True)
+                       seed=seed * 1_000_003, keep_texts=True, progress=None)
     summary = summary_dict(summarise(records, maj_draws=1)) if records else {}
     families: Counter[str] = Counter()
     attempts: Counter[str] = Counter()  # families of all non-degenerate samples: the policy's strategy prior
@@ -376,7 +396,9 @@ def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[s
     limit = num_problems if n_available is None else min(num_problems, n_available)
     out: dict[str, Any] = {}
     started = time.perf_counter()
+    progress = StageProgress("competence", len(families), unit="family")
     for f_index, family in enumerate(families):
+        progress.update(f_index)
         problems, prefixes = [], {}
         for index in range(n_available or 10 * limit):
             if len(problems) == limit:
@@ -402,6 +424,8 @@ def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[s
             total += len(results)
         out[family] = {"accuracy": round(correct / total, 4), "on_strategy": round(on / total, 4),
                        "problems": len(problems)}
+    progress.update(len(families))
+    progress.close()
     return {"samples_per_problem": samples, "temperature": temperature, "families": out,
             "min_accuracy": min((v["accuracy"] for v in out.values() if v["accuracy"] is not None), default=None),
             "seconds": round(time.perf_counter() - started, 2)}
@@ -468,8 +492,8 @@ def warmstart(config: WarmstartConfig) -> Path:
     train_env = make_env(cfg, "train")
     weights = strategy_weights_for(cfg, train_env)
     balanced = {k: 1.0 for k, v in weights.items() if v > 0}
-    balanced_demos = train_env.demonstrations(cfg.balanced_demos, strategy_weights=balanced, seed=cfg.seed + 1)
-    weighted_demos = train_env.demonstrations(cfg.num_demos, strategy_weights=weights, seed=cfg.seed)
+    balanced_demos, weighted_demos = write_demonstrations(
+        train_env, [(cfg.balanced_demos, balanced, cfg.seed + 1), (cfg.num_demos, weights, cfg.seed)])
     demos = balanced_demos + weighted_demos
     demo_families = Counter(d.family for d in weighted_demos)
 
@@ -526,7 +550,7 @@ def warmstart(config: WarmstartConfig) -> Path:
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
                       data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                      callbacks=[hf_progress_callback("warm start")])  # read by the benchmark runner
+                      callbacks=[hf_progress_callback("warm start")])  # a bar, and read by the benchmark runner
     train_started, cpu_started = time.perf_counter(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - train_started

@@ -287,8 +287,9 @@ def _finished_meanwhile(job: Job) -> bool:
 # ---- progress -------------------------------------------------------------------------------------------------------
 STAGES = {"warmstart": ("warm start", "base"), "train": ("training", "step"), "eval": ("evaluation", "eval")}
 """Job kind -> (bar description, unit)."""
-WARMSTART_TRAIN_SHARE = 0.85
-"""Share of a warm start's progress given to its training phase (the rest is its evaluation)."""
+WARMSTART_STAGES: dict[str, tuple[float, float]] = {"demonstrations": (0.0, 0.05), "warm start": (0.05, 0.85),
+                                                    "evaluation": (0.85, 0.95), "competence": (0.95, 1.0)}
+"""The span of a warm start's progress each of its stages (as ``agents.warmstart`` reports them) covers."""
 
 
 def job_fraction(job: Job, progress_path: Path) -> float:
@@ -302,8 +303,8 @@ def job_fraction(job: Job, progress_path: Path) -> float:
         return 0.0
     share = min(1.0, p["done"] / p["total"])
     if job.kind == "warmstart":
-        share = WARMSTART_TRAIN_SHARE * share if p.get("stage") == "warm start" else \
-            WARMSTART_TRAIN_SHARE + (1 - WARMSTART_TRAIN_SHARE) * share
+        low, high = WARMSTART_STAGES.get(p.get("stage"), WARMSTART_STAGES["evaluation"])
+        share = low + (high - low) * share
     return min(share, 0.99) * job.steps
 
 

@@ -450,10 +450,16 @@ def test_job_fraction_reads_each_stage_progress(tmp_path):
     path = tmp_path / "p.json"
     warm, ev = Job("warmstart", "w", {}), Job("eval", "e", {})
     assert job_fraction(warm, path) == 0.0  # nothing written yet
+    # a warm start's stages in order: demonstrations 0-5%, training 5-85%, evaluation 85-95%, competence 95-100%
+    path.write_text(json.dumps({"stage": "demonstrations", "done": 300, "total": 400}))
+    assert job_fraction(warm, path) == pytest.approx(0.05 * 0.75)
     path.write_text(json.dumps({"stage": "warm start", "done": 50, "total": 100}))
-    assert job_fraction(warm, path) == pytest.approx(0.85 * 0.5)
+    assert job_fraction(warm, path) == pytest.approx(0.05 + 0.80 * 0.5)
     path.write_text(json.dumps({"stage": "evaluation", "done": 1, "total": 2}))
-    assert job_fraction(warm, path) == pytest.approx(0.85 + 0.15 * 0.5)
+    assert job_fraction(warm, path) == pytest.approx(0.85 + 0.10 * 0.5)
+    path.write_text(json.dumps({"stage": "competence", "done": 1, "total": 4}))
+    assert job_fraction(warm, path) == pytest.approx(0.95 + 0.05 * 0.25)
+    path.write_text(json.dumps({"stage": "evaluation", "done": 1, "total": 2}))
     assert job_fraction(ev, path) == pytest.approx(0.5)
     path.write_text(json.dumps({"stage": "evaluation", "done": 2, "total": 2}))
     assert job_fraction(ev, path) == pytest.approx(0.99)  # full only once the job has returned

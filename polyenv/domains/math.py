@@ -32,7 +32,7 @@ ending in a boxed answer (see :mod:`polyenv.datasets`); the default is the env's
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -165,13 +165,15 @@ class MathEnv(SetEnv):
 
     # ---- warm-start demonstrations ------------------------------------------------------------------------------
     def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0, *,
-                       max_chars: int | None = DEMONSTRATION_MAX_CHARS) -> list[Any]:
+                       max_chars: int | None = DEMONSTRATION_MAX_CHARS,
+                       progress: Callable[[int], None] | None = None) -> list[Any]:
         """``count`` worked solutions of *train* problems (see the module docstring). ``strategy_weights`` maps a
         dataset name (``"gsm8k"``, ``"svamp"``, ...) to its share of the demonstrations (``None`` = this env's
         dataset only); each demonstration's dataset is drawn i.i.d. from them, and its problem is the next one of a
         seeded shuffle of that dataset's train problems with a worked solution of at most ``max_chars``
         characters (reshuffled when exhausted). Deterministic per ``seed``; ``prompt`` is the env's prompt for the
-        problem and ``completion`` the solution, which scores 1 when passed to ``step``."""
+        problem and ``completion`` the solution, which scores 1 when passed to ``step``. ``progress(done)`` is
+        called after each demonstration."""
         from polyenv.domains.synthetic import Demonstration
 
         check_int("count", count, low=0)
@@ -204,6 +206,8 @@ class MathEnv(SetEnv):
             assert solution is not None
             out.append(Demonstration(make_prompt(data.problems[index]), solution, data.answers[index], family,
                                      f"{data.name}/train/{index}"))
+            if progress is not None:
+                progress(len(out))
         return out
 
     def _train_data(self, name: str) -> MathData:

@@ -18,7 +18,7 @@ import math
 import re
 import zlib
 from abc import abstractmethod
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -166,11 +166,12 @@ class SyntheticEnv(SetEnv):
         return SyntheticEnv._test_cache[cache_key]
 
     # ---- demonstrations -----------------------------------------------------------------------------------------
-    def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0
-                       ) -> list[Demonstration]:
+    def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0, *,
+                       progress: Callable[[int], None] | None = None) -> list[Demonstration]:
         """``count`` worked solutions of train problems whose strategy families are drawn i.i.d. from
         ``strategy_weights`` (family -> weight, normalised; missing families get 0; ``None`` = the class's
-        ``default_strategy_weights``). Deterministic per ``seed``, independent of ``env.np_random``."""
+        ``default_strategy_weights``). Deterministic per ``seed``, independent of ``env.np_random``.
+        ``progress(done)`` is called after each demonstration."""
         check_int("count", count, low=0)
         families, probs = self._check_weights(strategy_weights)
         rng = np.random.default_rng(seed)
@@ -187,6 +188,8 @@ class SyntheticEnv(SetEnv):
                                    f"{type(self).__name__} with knobs {self._config()}")
             completion, key = written
             out.append(Demonstration(problem.prompt, completion, key, family, problem.id))
+            if progress is not None:
+                progress(len(out))
         return out
 
     def _check_weights(self, weights: Mapping[str, float] | None) -> tuple[list[str], np.ndarray]:
