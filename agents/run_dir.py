@@ -221,17 +221,22 @@ class RunDir:
             acc.unwrap_model(model).save_pretrained(target, state_dict=state, safe_serialization=True)
             tokenizer.save_pretrained(target)
 
+    def _stage_model(self, name: str, model: Any, tokenizer: Any) -> Path:
+        """A fresh ``<name>.tmp`` folder holding the model and tokenizer, to be renamed into place (collective)."""
+        tmp = self.path / (name + ".tmp")
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.accelerator.wait_for_everyone()
+        self.save_model(tmp, model, tokenizer)
+        return tmp
+
     def save_checkpoint(self, step: int, model: Any, tokenizer: Any, optimizer: Any, envs: Sequence[Any]) -> Path:
         """Write ``checkpoint/`` for ``step``: built in ``checkpoint.tmp`` then swapped in with renames
         (collective)."""
         acc = self.accelerator
-        final = self.path / CHECKPOINT
-        tmp, prev = self.path / (CHECKPOINT + ".tmp"), self.path / (CHECKPOINT + ".prev")
-        if self.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        self.save_model(tmp, model, tokenizer)
+        final, prev = self.path / CHECKPOINT, self.path / (CHECKPOINT + ".prev")
+        tmp = self._stage_model(CHECKPOINT, model, tokenizer)
         if self.is_main:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(rng_state(envs), tmp / f"rng_{acc.process_index}.pt")
@@ -266,12 +271,8 @@ class RunDir:
     def finish(self, step: int, model: Any, tokenizer: Any) -> None:
         """Write ``final/`` and then ``DONE`` (collective)."""
         acc = self.accelerator
-        final, tmp = self.path / "final", self.path / "final.tmp"
-        if self.is_main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        self.save_model(tmp, model, tokenizer)
+        final = self.path / "final"
+        tmp = self._stage_model("final", model, tokenizer)
         if self.is_main:
             fsync_tree(tmp)
             shutil.rmtree(final, ignore_errors=True)

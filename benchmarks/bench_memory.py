@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psutil
 
+from agents.run_dir import read_metrics
+
 DEFAULT_COMMAND = ["--env", "PolySet-Polynomial-v0", "--agent", "poly_epo", "--model", "smollm2-135m"]
 
 
@@ -53,7 +55,7 @@ def run(max_steps: int, num_threads: int, extra: list[str]) -> dict:
             raise SystemExit(f"training failed (exit {child.returncode}):\n{stderr[-3000:]}")
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB, the largest child's peak
         match = re.search(r"memory: estimated peak ([0-9.]+) GiB per process, ([0-9.]+) GiB available", stderr)
-        rows = [json.loads(line) for line in (Path(out) / "bench" / "metrics.jsonl").read_text().splitlines()]
+        rows = read_metrics(Path(out) / "bench")
     return {
         "command": "python -m agents.train " + " ".join(DEFAULT_COMMAND + ["--max-steps", str(max_steps),
                                                                             "--num-threads", str(num_threads), *extra]),

@@ -112,15 +112,6 @@ def _batches(cfg: Any, plan: GPUPlan) -> tuple[int, int, int]:
     return generation, mini, micro
 
 
-def _env_kwargs(cfg: Any) -> dict[str, Any]:
-    out = dict(cfg.env_kwargs)
-    if cfg.set_size is not None:
-        out["set_size"] = cfg.set_size
-    if cfg.objective is not None:
-        out["objective"] = cfg.objective
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------------- TRL
 
 
@@ -176,7 +167,7 @@ def trl_config(cfg: Any, plan: GPUPlan, output_dir: str | None = None) -> dict[s
 
 def trl_trainer_kwargs(cfg: Any) -> dict[str, Any]:
     """``SetGRPOTrainer`` keyword arguments (besides ``args`` and ``train_dataset``) for ``cfg``."""
-    out: dict[str, Any] = {"model": cfg.model, "agent": cfg.agent, "env_id": cfg.env_id, "env_kwargs": _env_kwargs(cfg)}
+    out: dict[str, Any] = {"model": cfg.model, "agent": cfg.agent, "env_id": cfg.env_id, "env_kwargs": cfg.make_env_kwargs()}
     overrides = dict(cfg.advantage_kwargs)
     if cfg.agent == "grpo_div" and cfg.diversity_lambda is not None:
         overrides["lam"] = cfg.diversity_lambda
@@ -276,7 +267,7 @@ def verl_overrides(cfg: Any, plan: GPUPlan, data_dir: str = "data/polyenv") -> l
 
 def verl_launch_command(cfg: Any, plan: GPUPlan, data_dir: str = "data/polyenv") -> str:
     """The shell commands that write the env's datasets and run ``cfg`` with verl on ``plan``."""
-    kwargs = json.dumps(_env_kwargs(cfg), sort_keys=True)
+    kwargs = json.dumps(cfg.make_env_kwargs(), sort_keys=True)
     write = (f"python -m polyenv.integrations.verl --env {cfg.env_id} --out {data_dir} "
              f"--env-kwargs {shlex.quote(kwargs)}")
     run = "python -m verl.trainer.main_ppo \\\n    " + " \\\n    ".join(verl_overrides(cfg, plan, data_dir))
