@@ -22,9 +22,11 @@ attention probabilities. Gradient checkpointing keeps one D-vector per layer and
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,6 +410,26 @@ def check_fits(estimate: MemoryEstimate, budget: int, *, knob: str = "per_device
     raise MemoryBudgetError(
         f"{what} needs about {estimate.peak / GiB:.1f} GiB but only {budget / GiB:.1f} GiB is available: {fix}. "
         f"Estimate by term:\n{estimate.format(budget)}")
+
+
+MMAP_THRESHOLD = 128 * 2**10
+"""Allocations of at least this many bytes get their own mapping from glibc (see :func:`return_freed_memory`)."""
+
+
+def return_freed_memory(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Make glibc hand freed tensors back to the OS: allocations of ``threshold`` bytes or more are served by
+    ``mmap`` and unmapped when freed (``mallopt(M_MMAP_THRESHOLD)``, which also stops glibc from raising that
+    threshold to 32 MiB after the first large free). Without it, the activations of one micro-batch and the KV
+    cache of sampling stay in the process as free heap memory of uneven sizes and the peak RSS of a training run
+    grows past what is alive at any moment. Returns whether it took effect: a no-op off Linux/glibc and when the
+    user set ``MALLOC_MMAP_THRESHOLD_`` (theirs wins). Process-wide; the numbers computed do not change."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return False
 
 
 def env_budget_override() -> int | None:

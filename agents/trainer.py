@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from agents.config import TrainConfig
+from agents.memory import return_freed_memory
 from agents.metrics import METRIC_KEYS, metric_sums, metrics_row
 from agents.policy import Policy
 from agents.run_dir import RESUMABLE_CHANGES, RunDir, find_checkpoint, read_metrics, resolve_run_dir
@@ -73,6 +74,7 @@ class Trainer:
         self.advantage_fn = advantage_fn or compute_advantages
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        return_freed_memory()  # CPU: peak RSS = what is alive, not what was ever allocated (agents.memory)
         self.accelerator = acc = _make_accelerator(cfg)
         if acc.distributed_type.name not in SUPPORTED_DISTRIBUTED:
             raise ValueError(f"this trainer runs on CPU, one GPU or data parallel (DDP), not "

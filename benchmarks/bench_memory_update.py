@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--completion-length", type=int, default=256)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.num_threads)
+    from agents.memory import return_freed_memory
+
+    return_freed_memory()  # as the trainer does
 
     import gymnasium as gym
 
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"update of {len(rows)} x ({prompt_ids.size(1)} + {args.completion_length}) tokens, 2 AdamW steps in "
           f"{seconds:.0f} s: peak RSS {peak:.2f} GiB; estimate of the update phase "
           f"{(est.static + est.update) / GiB:.2f} GiB")
+    print(est.format())
     return 0
 
 
