@@ -3,6 +3,10 @@ log-prob scorer against the plain full-vocabulary computation on the real SmolLM
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -405,3 +409,36 @@ def test_trainer_refuses_before_the_first_step(small_llama_dir, tmp_path, monkey
     assert "error: " in out.stderr and "per_device_train_batch_size" in out.stderr and "0.3 GiB" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists() and list(tmp_path.iterdir()) == []
+
+
+_RETENTION_PROBE = """
+import gc, sys, psutil, torch
+from agents.memory import return_freed_memory
+print("set", return_freed_memory() if sys.argv[1] == "on" else False)
+p = psutil.Process()
+rss = lambda: p.memory_info().rss / 2**20
+big = torch.empty(16 * 2**20, dtype=torch.uint8); big.fill_(1); del big  # glibc now keeps blocks up to 16 MiB
+base = rss()
+blocks, keep = [], []
+for _ in range(100):  # 400 MiB of 4 MiB blocks, each followed by a 64 KiB tensor that stays alive
+    blocks.append(torch.ones(4 * 2**20, dtype=torch.uint8)); keep.append(torch.ones(16 * 2**10))
+del blocks; gc.collect()
+print("kept", round(rss() - base))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_freed_tensors_go_back_to_the_os(tmp_path):
+    """The trainer's allocator setting: 400 MiB of freed activations-sized blocks leave the process's RSS, where
+    glibc's default keeps them (what made a whole run's peak RSS exceed its live memory)."""
+    import subprocess
+
+    def kept(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _RETENTION_PROBE, mode], capture_output=True, text=True,
+                             check=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             cwd=Path(__file__).resolve().parents[1]).stdout.split()
+        return out[1], int(out[3])
+
+    assert kept("on") == ("True", pytest.approx(0, abs=40))
+    setting, default_kept = kept("off")
+    assert setting == "False" and default_kept > 300

@@ -107,7 +107,7 @@ def test_domains_declare_only_their_own_knobs():
     import inspect
 
     setenv_keywords = set(constructor_kwargs(polyenv.SetEnv)) - {"split"}
-    for env_id, (entry_point, _) in polyenv.ENVIRONMENTS.items():
+    for entry_point, _ in polyenv.ENVIRONMENTS.values():
         module, name = entry_point.split(":")
         cls = getattr(__import__(module, fromlist=[name]), name)
         for klass in cls.__mro__[:cls.__mro__.index(polyenv.SetEnv)]:

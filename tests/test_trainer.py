@@ -281,8 +281,12 @@ def test_bad_input_fails_before_compute(tiny, tmp_path):
     # context: max_prompt_length + max_completion_length beyond the model's 512 positions
     with pytest.raises(ValueError, match="exceeds the model's context of 512"):
         Trainer(config(tiny, tmp_path, max_prompt_length=500, max_completion_length=20))
-    # a prompt longer than max_prompt_length: error at the first step, before sampling
-    trainer = Trainer(config(tiny, tmp_path, max_prompt_length=4))
+    # a prompt longer than max_prompt_length: the memory check reads the first step's prompts in __init__, so the
+    # error comes before the run directory exists; without the check, at the first step, before sampling
+    with pytest.raises(ValueError, match="more than max_prompt_length=4"):
+        Trainer(config(tiny, tmp_path, max_prompt_length=4, run_name="long"))
+    assert not (tmp_path / "long").exists()
+    trainer = Trainer(config(tiny, tmp_path, max_prompt_length=4, check_memory=False))
     with pytest.raises(ValueError, match="more than max_prompt_length=4"):
         trainer.step(1)
 
