@@ -152,7 +152,7 @@ def test_dry_run_with_hf_evaluation_on_math_gpu_is_refused(capsys):
 def test_engines_translate_max_steps():
     from benchmarks.suites import MATH_GPU
 
-    suite = dataclasses.replace(MATH_GPU, train={k: v for k, v in MATH_GPU.train.items() if k != "num_steps"}
+    suite = dataclasses.replace(MATH_GPU, train={k: v for k, v in MATH_GPU.train.items() if k != "max_steps"}
                                 | {"max_steps": 7})
     cfg = TrainConfig(**suite.train_kwargs(suite.envs[0], "poly_epo", 0))
     assert trl_config(cfg, GPUPlan(engine="trl"))["max_steps"] == 7 * 2  # two optimiser steps per generation

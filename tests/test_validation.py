@@ -22,6 +22,7 @@ def _cases():
     from polyenv.domains.multiplication import MultiplicationEnv
     from polyenv.domains.polynomial import PolynomialEnv
     from polyenv.judges.embedding import EmbeddingJudge
+    from polyenv.integrations.generation import prompt_seed
     from polyenv.judges.llm import LLMJudge
 
     dims = {"hidden_size": 8, "num_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 4,
@@ -43,6 +44,7 @@ def _cases():
         (lambda: EmbeddingJudge(batch_size=True), "batch_size must be an integer >= 1, got True"),
         (lambda: LLMJudge(max_retries=-1), "max_retries must be an integer >= 0, got -1"),
         (lambda: LLMJudge(timeout=0), "timeout must be a finite number > 0, got 0"),
+        (lambda: prompt_seed(True), "prompt_seed's base must be an integer >= 0, got True"),
         # agents
         (lambda: WarmstartConfig(env_id="PolySet-Polynomial-v0", num_demos=True),
          "num_demos must be an integer >= 1, got True"),

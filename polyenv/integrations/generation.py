@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from polyenv.validation import check_int
+
 SEED_STRIDE = 2**16
 """Request seeds are multiples of this: vLLM seeds a request's samples r, r + 1, ..., r + n - 1."""
 MAX_SAMPLES_PER_PROMPT = SEED_STRIDE
@@ -53,8 +55,7 @@ EVAL_ENGINES: tuple[str, ...] = ("hf", "vllm", "openai")
 def prompt_seed(base: int) -> int:
     """The request seed of a prompt whose base seed is ``base`` (evaluation seed + problem index): a SHA-256 hash,
     rounded down to a multiple of :data:`SEED_STRIDE`, in [0, 2**63) (a valid int64 for servers)."""
-    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 0:
-        raise ValueError(f"prompt_seed needs a non-negative int, got {base!r}")
+    check_int("prompt_seed's base", base, low=0)
     digest = hashlib.sha256(f"polyenv-eval-seed:{int(base)}".encode()).digest()
     return (int.from_bytes(digest[:8], "little") >> 17) * SEED_STRIDE  # 47 bits x 2**16 < 2**63
 
