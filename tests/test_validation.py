@@ -21,8 +21,8 @@ def _cases():
     from polyenv.domains.math import MathEnv
     from polyenv.domains.multiplication import MultiplicationEnv
     from polyenv.domains.polynomial import PolynomialEnv
-    from polyenv.judges.embedding import EmbeddingJudge
     from polyenv.integrations.generation import prompt_seed
+    from polyenv.judges.embedding import EmbeddingJudge
     from polyenv.judges.llm import LLMJudge
 
     dims = {"hidden_size": 8, "num_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 4,

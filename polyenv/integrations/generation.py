@@ -55,7 +55,7 @@ EVAL_ENGINES: tuple[str, ...] = ("hf", "vllm", "openai")
 def prompt_seed(base: int) -> int:
     """The request seed of a prompt whose base seed is ``base`` (evaluation seed + problem index): a SHA-256 hash,
     rounded down to a multiple of :data:`SEED_STRIDE`, in [0, 2**63) (a valid int64 for servers)."""
-    check_int("prompt_seed's base", base, low=0)
+    check_int("prompt_seed's base", base, low=0, why="seeds are non-negative")
     digest = hashlib.sha256(f"polyenv-eval-seed:{int(base)}".encode()).digest()
     return (int.from_bytes(digest[:8], "little") >> 17) * SEED_STRIDE  # 47 bits x 2**16 < 2**63
 
