@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,13 +87,10 @@ class ProbeCallback:
             if cached.get("signature") == signature:
                 return cached["entry"]
         from agents.policy import Policy
+        from agents.run_dir import atomic_write
 
         entry = self._evaluate(Policy.from_pretrained(base_model), 0)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.name + ".")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"signature": signature, "entry": entry}, fh)
-        os.replace(tmp, cache)
+        atomic_write(cache, json.dumps({"signature": signature, "entry": entry}), durable=False)
         return entry
 
     def _log(self, entry: dict[str, Any]) -> None:
