@@ -96,7 +96,7 @@ def test_estimate_of_the_default_cpu_config_by_hand():
                           generation_batch_size=64, shared_prefix_group=8, logits_chunk_tokens=1365)
     assert est.weights == 4 * n and est.gradients == 4 * n and est.optimizer == 8 * n
     assert est.overhead == int(0.3 * GiB)
-    assert est.update_slack == int(0.2 * (est.activations + est.logits))
+    assert est.update_slack == int(0.3 * (est.activations + est.logits))
     assert est.activations == activation_bytes(dims, micro_batch_size=8, prompt_length=100, completion_length=256,
                                                shared_prefix_group=8)
     assert est.logits == 1365 * 49152 * 12
@@ -119,27 +119,41 @@ MEASURED_UPDATE_PEAK_GIB = {32: 2.75, 128: 4.39, 256: 6.24}
 
 @pytest.mark.parametrize("completion_length", sorted(MEASURED_UPDATE_PEAK_GIB))
 def test_estimate_against_measured_peak_rss(completion_length):
-    """The CPU estimate of the update phase is never below the measured peak RSS and at most 0.35 GiB above it."""
+    """The CPU estimate of the update phase is never below its measured peak RSS (and at most 0.6 GiB above it: the
+    slack also covers what a whole run adds, see the next test)."""
     dims = ModelDims.from_config(SMOLLM2)
     est = estimate_memory(dims, micro_batch_size=8, prompt_length=61, completion_length=completion_length,
                           generation_batch_size=8, shared_prefix_group=8, logits_chunk_tokens=1365)
     estimated = (est.static + est.update) / GiB
     measured = MEASURED_UPDATE_PEAK_GIB[completion_length]
-    assert measured <= estimated <= measured + 0.35, (estimated, measured)
+    assert measured <= estimated <= measured + 0.6, (estimated, measured)
+
+
+WHOLE_RUN_PEAK_GIB = 6.77
+"""`python -m benchmarks.bench_memory --max-steps 2 --num-threads 1`: the default training command (SmolLM2-135M,
+8 prompts x 8 samples, 256-token completions, micro-batches of 8; 61-token prompts), peak RSS over two steps."""
+
+
+def test_estimate_covers_the_measured_whole_run_of_the_default_command():
+    from agents.memory import preflight_check
+
+    est = preflight_check(_train_config(), ModelDims.from_config(SMOLLM2), prompt_length=61, rows_per_mini_batch=64,
+                          group_size=8, budget=8 * GiB, logits_chunk_bytes=256 * 2**20)
+    assert WHOLE_RUN_PEAK_GIB <= est.peak / GiB <= WHOLE_RUN_PEAK_GIB + 0.35
 
 
 def test_update_phase_of_the_default_config_by_hand():
     """T = 256: weights 4n, gradients 4n, AdamW 8n bytes, overhead 0.3 GiB, activations and logits from their
-    formulas (tested above), slack 0.2 of (activations + logits)."""
+    formulas (tested above), slack 0.3 of (activations + logits)."""
     dims = ModelDims.from_config(SMOLLM2)
     n = 134_515_008
     est = estimate_memory(dims, micro_batch_size=8, prompt_length=61, completion_length=256,
                           generation_batch_size=64, shared_prefix_group=8, logits_chunk_tokens=1365)
     assert est.logits == 1365 * 49152 * 12 == 805_109_760
     assert est.activations == 2_926_688_136
-    assert est.update_slack == int(0.2 * (2_926_688_136 + 805_109_760)) == 746_359_579
-    assert est.peak == 16 * n + int(0.3 * GiB) + 2_926_688_136 + 805_109_760 + 746_359_579 == 6_952_520_150
-    assert round(est.peak / GiB, 2) == 6.48
+    assert est.update_slack == int(0.3 * (2_926_688_136 + 805_109_760)) == 1_119_539_368
+    assert est.peak == 16 * n + int(0.3 * GiB) + 2_926_688_136 + 805_109_760 + 1_119_539_368 == 7_325_699_939
+    assert round(est.peak / GiB, 2) == 6.82
     cuda = estimate_memory(dims, micro_batch_size=8, prompt_length=61, completion_length=256, shared_prefix_group=8,
                            logits_chunk_tokens=1365, device="cuda")
     assert cuda.update_slack == 0 and cuda.overhead == GiB
