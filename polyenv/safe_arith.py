@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from polyenv.validation import check_int
+
 
 class ArithError(ValueError):
     """Base class of every error raised on bad arithmetic text."""
@@ -66,9 +68,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_chars", "max_tokens", "max_digits", "max_depth", "max_exponent", "max_bits"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
+            check_int(f"Limits.{name}", getattr(self, name), low=1)
         if self.max_depth > 200:
             raise ValueError(f"Limits.max_depth must be <= 200 (Python recursion), got {self.max_depth}")
         if self.max_tokens > 1000:

@@ -21,9 +21,12 @@ def _cases():
     from polyenv.domains.math import MathEnv
     from polyenv.domains.multiplication import MultiplicationEnv
     from polyenv.domains.polynomial import PolynomialEnv
-    from polyenv.integrations.generation import prompt_seed
+    from polyenv.integrations.engines import GPUPlan
+    from polyenv.integrations.generation import OpenAICompletionsGenerator, prompt_seed
+    from polyenv.integrations.trl import filter_overlong_prompts
     from polyenv.judges.embedding import EmbeddingJudge
     from polyenv.judges.llm import LLMJudge
+    from polyenv.safe_arith import Limits
 
     dims = {"hidden_size": 8, "num_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 4,
             "intermediate_size": 16, "vocab_size": 10}
@@ -45,6 +48,14 @@ def _cases():
         (lambda: LLMJudge(max_retries=-1), "max_retries must be an integer >= 0, got -1"),
         (lambda: LLMJudge(timeout=0), "timeout must be a finite number > 0, got 0"),
         (lambda: prompt_seed(True), "prompt_seed's base must be an integer >= 0, got True"),
+        (lambda: OpenAICompletionsGenerator("http://localhost:1/v1", "m", max_concurrency=True),
+         "max_concurrency must be an integer >= 1, got True"),
+        (lambda: OpenAICompletionsGenerator("http://localhost:1/v1", "m", timeout=float("nan")),
+         "timeout must be a finite number > 0, got nan"),
+        (lambda: GPUPlan(num_gpus=True), "GPUPlan.num_gpus must be an integer >= 1, got True"),
+        (lambda: filter_overlong_prompts([], None, True), "max_prompt_length must be an integer >= 1, got True"),
+        (lambda: Limits(max_depth=True), "Limits.max_depth must be an integer >= 1, got True"),
+        (lambda: CountdownEnv(num_numbers=6), "num_numbers must be an integer >= 2 and <= 5, got 6"),
         # agents
         (lambda: WarmstartConfig(env_id="PolySet-Polynomial-v0", num_demos=True),
          "num_demos must be an integer >= 1, got True"),

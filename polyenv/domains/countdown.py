@@ -317,16 +317,14 @@ class CountdownEnv(SyntheticEnv):
                  "min_target": min_target, "max_target": max_target, "min_solutions": min_solutions}
         for name, value in knobs.items():
             check_int(name, value)
-        if not 2 <= num_numbers <= 5:
-            raise ValueError(f"num_numbers must be in [2, 5], got {num_numbers}")
+        check_int("num_numbers", num_numbers, low=2, high=5)
         if not 1 <= min_value <= max_value <= 10**6 or max_value - min_value + 1 < num_numbers:
             raise ValueError(f"need 1 <= min_value <= max_value <= 1e6 with room for {num_numbers} distinct numbers, "
                              f"got min_value={min_value}, max_value={max_value}")
         if not 1 <= min_target <= max_target <= 10**9:
             raise ValueError(f"need 1 <= min_target <= max_target, got min_target={min_target}, "
                              f"max_target={max_target}")
-        if min_solutions < 1:
-            raise ValueError(f"min_solutions must be >= 1, got {min_solutions}")
+        check_int("min_solutions", min_solutions, low=1)
         self.num_numbers, self.min_value, self.max_value = int(num_numbers), int(min_value), int(max_value)
         self.min_target, self.max_target, self.min_solutions = int(min_target), int(max_target), int(min_solutions)
         super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.memory import GiB, MemoryBudgetError, MemoryEstimate, ModelDims, estimate_memory
+from polyenv.validation import check_int
 
 ENGINES: tuple[str, ...] = ("trl", "verl")
 VLLM_MODES: tuple[str, ...] = ("colocate", "server")
@@ -82,8 +83,7 @@ class GPUPlan:
         if self.engine == "verl" and self.vllm_mode != "colocate":
             raise ValueError("verl runs its vLLM rollout colocated (hybrid engine): use vllm_mode='colocate'")
         for name in ("num_gpus", "per_device_train_batch_size", "vllm_tensor_parallel_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"GPUPlan.{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(f"GPUPlan.{name}", getattr(self, name), low=1)
         if self.vllm_mode == "server" and self.vllm_server_gpus < 1:
             raise ValueError("vllm_mode='server' needs vllm_server_gpus >= 1 (GPUs for `trl vllm-serve`)")
         if not 0 < self.vllm_gpu_memory_utilization < 1:

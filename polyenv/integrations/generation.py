@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from polyenv.validation import check_int
+from polyenv.validation import check_int, check_number
 
 SEED_STRIDE = 2**16
 """Request seeds are multiples of this: vLLM seeds a request's samples r, r + 1, ..., r + n - 1."""
@@ -180,10 +180,8 @@ class VLLMGenerator:
     def __init__(self, model: str, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85,
                  max_model_len: int | None = None, dtype: str = "bfloat16", system_prompt: str | None = None,
                  tokenizer: Any = None, **llm_kwargs: Any) -> None:
-        if not isinstance(tensor_parallel_size, int) or tensor_parallel_size < 1:
-            raise ValueError(f"tensor_parallel_size must be a positive int, got {tensor_parallel_size!r}")
-        if not 0 < gpu_memory_utilization <= 1:
-            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}")
+        check_int("tensor_parallel_size", tensor_parallel_size, low=1)
+        check_number("gpu_memory_utilization", gpu_memory_utilization, low=0, low_open=True, high=1)
         self.prompter = _Prompter(model, tokenizer, system_prompt)
         self.llm_kwargs: dict[str, Any] = {
             "model": self.prompter.path, "tokenizer": self.prompter.path, "tensor_parallel_size": tensor_parallel_size,
@@ -295,11 +293,10 @@ class OpenAICompletionsGenerator:
                  return_token_ids: bool = True, vllm_sampling: bool = True, system_prompt: str | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}")
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        if not isinstance(max_retries, int) or max_retries < 0 or not timeout > 0 or backoff < 0:
-            raise ValueError(f"need max_retries >= 0, timeout > 0 and backoff >= 0, got {max_retries!r}, "
-                             f"{timeout!r}, {backoff!r}")
+        check_int("max_concurrency", max_concurrency, low=1)
+        check_int("max_retries", max_retries, low=0)
+        check_number("timeout", timeout, low=0, low_open=True, why="seconds")
+        check_number("backoff", backoff, low=0, why="seconds")
         self.url = base_url.rstrip("/") + "/completions"
         self.model = model
         local = tokenizer if isinstance(tokenizer, str) else model  # where the tokenizer and generation config are

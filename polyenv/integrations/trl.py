@@ -39,6 +39,7 @@ except ImportError as err:  # pragma: no cover - CI installs the extra
     raise ImportError('polyenv.integrations.trl needs TRL: pip install "polyenv[trl]"') from err
 
 from polyenv.integrations.scoring import group_advantages, score_groups
+from polyenv.validation import check_int
 
 SET_AGENTS: tuple[str, ...] = ("grpo_div", "poly_epo", "pass_at_k")
 """Agents whose advantage needs strategy labels or sets (the trainer runs the env's judge for them)."""
@@ -104,8 +105,7 @@ def filter_overlong_prompts(dataset: Any, tokenizer: Any, max_prompt_length: int
     neither truncates nor drops prompts, and vLLM then shortens the completion budget of a long prompt to the rest of
     ``vllm_max_model_length`` (or rejects the prompt), so the length limit is applied here. Returns the kept dataset
     and the number of rows dropped; a dataset with nothing left is a ValueError."""
-    if not isinstance(max_prompt_length, int) or max_prompt_length < 1:
-        raise ValueError(f"max_prompt_length must be a positive int, got {max_prompt_length!r}")
+    check_int("max_prompt_length", max_prompt_length, low=1)
 
     def length(prompt: Any) -> int:
         if isinstance(prompt, str):
