@@ -104,7 +104,8 @@ def eval_signature(model_path: str | os.PathLike, target: EvalTarget, seed: int,
 
 
 def load_cached(path: str | os.PathLike, signature: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The cached evaluation at ``path`` if it exists, is complete and was made with ``signature``."""
+    """The cached evaluation at ``path`` if it exists, is complete, was made with ``signature`` and is newer than the
+    model directory's files (a training run extended by resuming rewrites ``final/`` at the same path)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -112,7 +113,14 @@ def load_cached(path: str | os.PathLike, signature: Mapping[str, Any]) -> dict[s
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return data if data.get("signature") == json.loads(json.dumps(signature)) and "summary" in data else None
+    if data.get("signature") != json.loads(json.dumps(signature)) or "summary" not in data:
+        return None
+    model = Path(str(signature.get("model", "")))
+    if model.is_dir():
+        newest = max((f.stat().st_mtime_ns for f in model.iterdir() if f.is_file()), default=0)
+        if path.stat().st_mtime_ns < newest:
+            return None
+    return data
 
 
 def run_eval(model_path: str | os.PathLike, target: EvalTarget, out_path: str | os.PathLike, *, seed: int = 0,
