@@ -431,6 +431,15 @@ def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[s
             "seconds": round(time.perf_counter() - started, 2)}
 
 
+def competence_note(env: Any, competence: dict[str, Any] | None) -> str | None:
+    """Why a base has no competence table (``None`` when it has one or none was asked for)."""
+    if env is None or competence is not None:
+        return None
+    return (f"{type(env).__name__} cannot force a strategy (no strategy_prefix): its label is read from the final "
+            "answer, which a forced opening would have to give away; evaluation.family_accuracy (accuracy per family "
+            "among unforced samples) is the closest measure")
+
+
 def prior_report(evaluation: dict[str, Any], families: Sequence[str]) -> dict[str, float]:
     """Which family the model picks when nothing is forced: the share of non-degenerate samples per family."""
     tried = evaluation.get("attempted_family_share", {})
@@ -602,6 +611,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         "total_seconds": None,
         "evaluation": evaluation,
         "competence": competence,
+        "competence_note": competence_note(test_env if cfg.competence_problems > 0 else None, competence),
         "prior": prior,
     }
     meta["total_seconds"] = round(time.perf_counter() - started, 2)
@@ -704,7 +714,8 @@ def report(base_dir: str | Path) -> dict[str, Any]:
     competence = competence_report(model, tokenizer, test_env, families, num_problems=max(cfg.competence_problems, 1),
                                    samples=cfg.competence_samples, temperature=cfg.eval_temperature,
                                    max_new_tokens=max_new, seed=cfg.seed)
-    meta.update(evaluation=evaluation, competence=competence, prior=prior_report(evaluation, families))
+    meta.update(evaluation=evaluation, competence=competence, competence_note=competence_note(test_env, competence),
+                prior=prior_report(evaluation, families))
     (base / "warmstart.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     print(format_competence(competence, meta["prior"]), flush=True)
     return meta

@@ -151,6 +151,7 @@ def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
     assert all(row["problems"] == 2 and 0.0 <= row["accuracy"] <= row["on_strategy"] + 1e-9 <= 1.0 + 1e-9
                for row in comp["families"].values())
     assert set(meta["prior"]) == {"x=0", "x=1"} and not (tmp_path / "base.partial").exists()
+    assert meta["competence_note"] is None
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(tok)
@@ -203,3 +204,7 @@ def test_competence_report_forces_each_strategy_with_its_prefix():
     assert report["min_accuracy"] == 0.0 and "p-add" in format_competence(report, {"p-add": 0.9})
     cd = make_env(WarmstartConfig(env_id="PolySet-Countdown-v0"), "test")
     assert competence_report(model, tok, cd, ["add"]) is None
+    from agents.warmstart import competence_note
+
+    assert "CountdownEnv cannot force a strategy" in competence_note(cd, None)
+    assert competence_note(env, report) is None and competence_note(None, None) is None
