@@ -267,6 +267,9 @@ def make_all(results_dir: str | os.PathLike) -> list[Path]:
         out.append(plot_eval_strategies(ev, results_dir / "eval_strategies.png"))
     if branch_csv.is_file():
         out.append(plot_branching(pd.read_csv(branch_csv), results_dir / "branching.png"))
+    from benchmarks.train_prompts_baseline import plot as plot_against_base  # only with train_prompts_base.csv
+
+    out.append(plot_against_base(results_dir))
     return [p for p in out if p is not None]
 
 
