@@ -7,8 +7,8 @@ suite then skips its own warm start.
 
 The untrained SmolLM2-135M-Instruct almost never writes ``\\boxed{}``, so its maths reward is 0 and RL has no signal.
 This runs the ordinary :mod:`agents.warmstart` stage on ``PolySet-MAWPS-SingleOp-v0`` with :data:`MATH_WARMSTART`:
-supervised fine-tuning on short worked solutions of *train* problems from ``MathEnv.demonstrations`` (half GSM8K
-train solutions, half SVAMP train equations written out, all ending in ``The answer is \\boxed{...}.``). Before
+supervised fine-tuning on short worked solutions of *train* problems from ``MathEnv.demonstrations`` (a quarter
+GSM8K train solutions, three quarters SVAMP train equations written out, all ending in ``The answer is \\boxed{...}.``). Before
 training it evaluates the untrained model the same way (same held-out problems, samples, temperature and token budget), so
 the report holds accuracy and boxed rate (``answered_share``) before and after. ``benchmarks.suites`` uses the same
 settings for the ``math-cpu`` suite's base.
