@@ -295,7 +295,7 @@ SYNTHETIC_CPU = Suite(
     envs=(
         # The paper's domain first and with the largest budget; the runner works env by env, seed-major.
         _synthetic(POLYNOMIAL, 40, 12, 96),
-        _synthetic(MULTIPLICATION, 20, 8, 176),  # 20 steps: what fitted the shared machine after the base build
+        _synthetic(MULTIPLICATION, 30, 8, 176),
         _synthetic(COUNTDOWN, 20, 8, 80),
     ),
     agents=AGENTS,
