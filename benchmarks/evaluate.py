@@ -105,7 +105,7 @@ def eval_signature(model_path: str | os.PathLike, target: EvalTarget, seed: int,
 
 def load_cached(path: str | os.PathLike, signature: Mapping[str, Any]) -> dict[str, Any] | None:
     """The cached evaluation at ``path`` if it exists, is complete, was made with ``signature`` and is newer than the
-    model directory's files (a training run extended by resuming rewrites ``final/`` at the same path)."""
+    model's weights and config (a training run extended by resuming rewrites ``final/`` at the same path)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -117,10 +117,16 @@ def load_cached(path: str | os.PathLike, signature: Mapping[str, Any]) -> dict[s
         return None
     model = Path(str(signature.get("model", "")))
     if model.is_dir():
-        newest = max((f.stat().st_mtime_ns for f in model.iterdir() if f.is_file()), default=0)
+        newest = max((f.stat().st_mtime_ns for f in model.iterdir() if _is_model_file(f)), default=0)
         if path.stat().st_mtime_ns < newest:
             return None
     return data
+
+
+def _is_model_file(path: Path) -> bool:
+    """What ``save_pretrained`` writes for the weights (other files, such as reports written next to a base model
+    after its evaluation, do not make the evaluation stale)."""
+    return path.is_file() and (path.name == "config.json" or path.suffix in (".safetensors", ".bin", ".pt"))
 
 
 def run_eval(model_path: str | os.PathLike, target: EvalTarget, out_path: str | os.PathLike, *, seed: int = 0,

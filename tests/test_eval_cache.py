@@ -23,3 +23,22 @@ def test_a_cached_evaluation_older_than_the_model_is_not_reused(tmp_path):
     os.utime(model / "model.safetensors", ns=(stamp + 10**9, stamp + 10**9))  # the run was extended afterwards
     assert load_cached(out, sig) is None
     assert load_cached(out, eval_signature("smollm2-135m", target, 0, 0.05, None)) is None  # signature differs
+
+
+def test_a_report_written_next_to_the_model_after_its_evaluation_keeps_the_cache(tmp_path):
+    model = tmp_path / "bases" / "Countdown"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / "config.json").write_text("{}")
+    target = EvalTarget("PolySet-Polynomial-v0", num_problems=2, num_samples=2)
+    sig = eval_signature(model, target, 0, 0.05, None)
+    out = tmp_path / "base.json"
+    out.write_text(json.dumps({"signature": sig, "summary": [{"metric": "accuracy", "k": 1, "value": 0.25}]}))
+    stamp = out.stat().st_mtime_ns
+    for name in ("model.safetensors", "config.json"):
+        os.utime(model / name, ns=(stamp - 10**9, stamp - 10**9))
+    (model / "probe_base.json").write_text("{}")  # the probe's report on the base, written after the evaluation
+    os.utime(model / "probe_base.json", ns=(stamp + 10**9, stamp + 10**9))
+    assert load_cached(out, sig)["summary"][0]["value"] == 0.25
+    os.utime(model / "config.json", ns=(stamp + 10**9, stamp + 10**9))  # the model itself was rewritten
+    assert load_cached(out, sig) is None
