@@ -33,9 +33,12 @@ from agents.config import TrainConfig
 from agents.seeding import rng_state, set_rng_state
 from polyenv.validation import is_number
 
-# Fields that may change when a run is resumed (everything else must match the saved config).
+# Fields that may change when a run is resumed (everything else must match the saved config). The micro-batch knobs
+# are among them: they decide how a step's completions are split into forward/backward passes, not the gradient, so a
+# run can be resumed on a machine with less memory (or one written before the defaults changed).
 RESUMABLE_CHANGES = frozenset({"max_steps", "resume", "run_name", "output_dir", "save_steps", "callback_steps",
-                               "report_to", "num_threads", "progress"})
+                               "report_to", "num_threads", "progress", "per_device_train_batch_size",
+                               "gradient_accumulation_steps", "check_memory"})
 TRACKER_PROJECT = "polyenv"
 """The wandb / trackio project runs are logged to (the run is named after its directory)."""
 CHECKPOINT = "checkpoint"

@@ -141,14 +141,15 @@ print("LOGS=" + json.dumps(SQLiteStorage.get_logs(TRACKER_PROJECT, "run-a")))
 
 
 def test_cannot_resume_with_different_settings(tiny, tmp_path):
-    cfg = config(tiny, tmp_path, max_steps=1, save_steps=1, run_name="r")
+    cfg = config(tiny, tmp_path, max_steps=1, save_steps=1, run_name="r", gradient_accumulation_steps=1)
     train(cfg)
     with pytest.raises(ValueError, match=r"cannot resume: .*learning_rate: saved 0\.001, now 0\.002"):
         train(dataclasses.replace(cfg, resume=True, learning_rate=2e-3))
     with pytest.raises(ValueError, match=r"cannot resume: .*agent: saved 'poly_epo', now 'grpo'"):
         Trainer(dataclasses.replace(cfg, resume=True, agent="grpo"))
-    # settings that may change: more steps extends the finished run
-    run = train(dataclasses.replace(cfg, resume=True, max_steps=2, report_to=["tensorboard"]))
+    # settings that may change: more steps extends the finished run, the micro-batch knobs are memory settings
+    run = train(dataclasses.replace(cfg, resume=True, max_steps=2, report_to=["tensorboard"],
+                                    gradient_accumulation_steps=None, per_device_train_batch_size=2))
     assert [r["step"] for r in read_metrics(run)] == [1, 2]
     assert json.loads((run / "DONE").read_text())["step"] == 2
 
