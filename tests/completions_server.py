@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from judge_server import send_body, serve
 
 
 class CompletionsServer:
@@ -47,24 +49,12 @@ class CompletionsServer:
                 finally:
                     with server._lock:
                         server.in_flight -= 1
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status or 200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
+                send_body(self, status or 200, json.dumps(body).encode())
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.url = serve(Handler)
 
     def complete(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Real samples for one request: the prompt's ids through ``Policy``'s sampler and assembly."""

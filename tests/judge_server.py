@@ -13,6 +13,26 @@ from polyenv.judges import get_judge
 from polyenv.judges.llm import LLMJudge
 
 
+def send_body(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
+    """Answer ``handler``'s request with a JSON body (a client that already hung up is ignored)."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except OSError:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Start a threaded HTTP server on a free loopback port in a daemon thread; returns it and its ``.../v1`` URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+
 class FakeServer:
     """An OpenAI-style /v1/chat/completions endpoint on 127.0.0.1; ``reply(payload) -> (status, body)`` decides."""
 
@@ -36,24 +56,12 @@ class FakeServer:
                 if status == 0:  # hang until the test ends: a response slower than any client timeout
                     server.release.wait(30)
                     status, text = 500, "too late"
-                data = text.encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
+                send_body(self, status, text.encode())
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.release.set()
