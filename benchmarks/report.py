@@ -290,6 +290,17 @@ def judges_text(suite: Suite) -> str:
     return "; ".join(JUDGE_NAMES.get(n, n) for n in names)
 
 
+RARE_SENTENCE = (" Rare strategies are correct strategies whose family has prior weight below the rare threshold in the"
+                 " warm start's demonstrations.")
+
+
+def rare_sentence(numbers: dict[str, Any]) -> str:
+    """The definition of rare strategies, only when some headline table reports them (a warm start with a strategy
+    prior); maths suites have no strategy families, so their README does not mention them."""
+    tables = (table for entry in numbers.values() for table in entry.get("eval", {}).values())
+    return RARE_SENTENCE if any(label.startswith("rare ") for table in tables for label in table) else ""
+
+
 def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str, str], numbers: dict[str, Any],
                  wall_seconds: float) -> Path:
     """``README.md`` of the report: command, commit, machine, wall time, settings, headline numbers, figures."""
@@ -314,7 +325,7 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         eval_sets=", ".join(f"{t.num_samples} samples x {t.num_problems} held-out problems of {t.name}"
                             for e in suite.envs for t in suite.eval_targets(e)),
-        judges=judges_text(suite), headline=headline_markdown(suite, numbers),
+        judges=judges_text(suite), rare_sentence=rare_sentence(numbers), headline=headline_markdown(suite, numbers),
         figures=", ".join(f"`{f}`" for f in figures) if figures else "(none yet)",
         settings=json.dumps(settings, indent=1, default=str))
     path.parent.mkdir(parents=True, exist_ok=True)

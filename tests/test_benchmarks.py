@@ -344,6 +344,7 @@ def test_runner_skips_finished_work_and_resumes_interrupted_runs(tmp_path, monke
     assert (out / "pass_at_k.png").is_file() and (out / "branching.csv").is_file()
     readme = (out / "README.md").read_text()
     assert "Git commit" in readme and "Poly-EPO" in readme
+    assert "rare correct strategies / prompt" in readme and "Rare strategies are correct strategies" in readme
 
 
 def test_warm_started_bases_are_shared_between_suites_with_the_same_warm_start(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from agents.math_warmstart import MATH_WARMSTART, suite_base_dir, summary
 from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for, warmup_steps
 from benchmarks.layout import Layout
-from benchmarks.report import judges_text
+from benchmarks.report import judges_text, rare_sentence
 from benchmarks.scheduler import plan
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
@@ -51,6 +51,15 @@ def test_readme_names_the_judge_each_suite_uses():
     assert judges_text(MATH_CPU_EMBEDDING).startswith("embedding judge")
     assert judges_text(MATH_GPU) == "LLM judge"
     assert judges_text(SUITES["synthetic-cpu"]) == "exact oracle"  # the synthetic envs' default judge
+
+
+def test_readme_defines_rare_strategies_only_where_a_table_reports_them():
+    maths = {"MAWPS": {"eval": {"MAWPS": {"pass@1": {"grpo": [0.1]}, "majority share": {"grpo": [0.5]}}}}}
+    synthetic = {"Polynomial": {"eval": {"Polynomial": {"pass@1": {"grpo": [0.9]},
+                                                        "rare correct strategies / prompt": {"grpo": [2.0]}}}}}
+    assert rare_sentence(maths) == ""
+    assert "prior weight below the rare threshold" in rare_sentence(synthetic)
+    assert "prior weight" in rare_sentence({**maths, **synthetic})  # a mixed suite defines them once
 
 
 def test_math_warmstart_config_is_valid_and_writes_boxed_demonstrations():
