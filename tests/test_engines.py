@@ -8,6 +8,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,10 @@ def test_trl_config_carries_the_papers_settings():
     assert kw["use_vllm"] and kw["vllm_mode"] == "colocate" and kw["vllm_gpu_memory_utilization"] == 0.3
     from trl import GRPOConfig
 
-    args = GRPOConfig(**{**kw, "bf16": False, "use_cpu": True, "report_to": "none"})  # TRL accepts every key
+    with warnings.catch_warnings():  # TRL accepts every key, none of them deprecated by the installed transformers
+        warnings.simplefilter("error", FutureWarning)
+        args = GRPOConfig(**{**kw, "bf16": False, "use_cpu": True, "report_to": "none"})
+    assert args.gradient_checkpointing  # activations are recomputed (whichever name the keyword had)
     assert args.steps_per_generation == 64 and args.gradient_accumulation_steps == 32
     trainer_kwargs = trl_trainer_kwargs(PAPER)
     assert (trainer_kwargs["model"], trainer_kwargs["agent"], trainer_kwargs["env_id"]) == (

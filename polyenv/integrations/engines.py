@@ -115,6 +115,16 @@ def _batches(cfg: Any, plan: GPUPlan) -> tuple[int, int, int]:
 # ---------------------------------------------------------------------------------------------------------- TRL
 
 
+def checkpointing_field() -> str:
+    """The ``TrainingArguments`` name of activation recomputation in the installed transformers: ``activation_checkpointing``
+    from 5.24 on (the old ``gradient_checkpointing`` still works there but warns that v6 removes it), else
+    ``gradient_checkpointing`` (verl's environment pins an older transformers)."""
+    from transformers import TrainingArguments
+
+    return "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else (
+        "gradient_checkpointing")
+
+
 def trl_config(cfg: Any, plan: GPUPlan, output_dir: str | None = None) -> dict[str, Any]:
     """``trl.GRPOConfig`` keyword arguments for ``cfg`` (a ``TrainConfig``) on ``plan``.
 
@@ -149,7 +159,7 @@ def trl_config(cfg: Any, plan: GPUPlan, output_dir: str | None = None) -> dict[s
         "loss_type": cfg.loss_type,
         "scale_rewards": cfg.scale_rewards,
         "bf16": True,
-        "gradient_checkpointing": plan.gradient_checkpointing,
+        checkpointing_field(): plan.gradient_checkpointing,
         "use_vllm": True,
         "vllm_mode": plan.vllm_mode,
         "vllm_max_model_length": cfg.max_prompt_length + cfg.max_completion_length,

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from agents.config import PRESETS, TrainConfig
-    from polyenv.integrations.engines import GPUPlan, check_plan, trl_config, trl_trainer_kwargs
+    from polyenv.integrations.engines import GPUPlan, check_plan, checkpointing_field, trl_config, trl_trainer_kwargs
 
     plan_kwargs: dict[str, Any] = {"num_gpus": 8, "gpu_memory_gib": 80.0, "per_device_train_batch_size": 2,
                                    "vllm_gpu_memory_utilization": 0.3}
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     kwargs = trl_config(cfg, plan, output_dir=args.output_dir or
                         f"{cfg.output_dir}/trl__{cfg.env_id}__{cfg.agent}__{cfg.seed}")
     if args.cpu:
-        kwargs.update(bf16=False, use_cpu=True, gradient_checkpointing=False, report_to="none")
+        kwargs.update({"bf16": False, "use_cpu": True, checkpointing_field(): False, "report_to": "none"})
     else:
         check_plan(cfg, plan)
     if args.no_vllm:
