@@ -79,6 +79,11 @@ class WarmstartConfig:
         competence_samples: samples per problem and family in the competence report.
         save_steps: optimiser steps between checkpoints in ``{output_dir}.partial`` (an interrupted warm start
             resumes from the last one when run again with the same config).
+        curve_steps: optimiser steps between competence checks during training (0 = none): each forces every family
+            on ``curve_problems`` held-out problems x ``competence_samples`` samples. The rows (and the final
+            competence report as the last row) go to ``warmstart.json`` as ``competence_curve`` and to
+            ``competence_curve.csv`` next to it; an interrupted build keeps the rows it has.
+        curve_problems: held-out problems per family at each competence check.
     """
 
     env_id: str = "PolySet-Polynomial-v0"
@@ -108,6 +113,8 @@ class WarmstartConfig:
     competence_problems: int = 12
     competence_samples: int = 4
     save_steps: int = 100
+    curve_steps: int = 0
+    curve_problems: int = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -128,11 +135,11 @@ class WarmstartConfig:
             if bad or sum(self.strategy_weights.values()) <= 0:
                 raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
         for name in ("num_demos", "batch_size", "eval_samples", "eval_batch_prompts", "competence_samples",
-                     "save_steps"):
+                     "save_steps", "curve_problems"):
             check_int(name, getattr(self, name), low=1)
         for name in ("max_steps", "num_threads", "max_new_tokens"):
             check_int(name, getattr(self, name), low=1, optional=True)
-        for name in ("eval_problems", "balanced_demos", "competence_problems", "seed"):
+        for name in ("eval_problems", "balanced_demos", "competence_problems", "seed", "curve_steps"):
             check_int(name, getattr(self, name), low=0)
         check_number("epochs", self.epochs, low=0, low_open=True)
         check_number("learning_rate", self.learning_rate, low=0, low_open=True, optional=True,
@@ -523,7 +530,9 @@ def warmstart(config: WarmstartConfig) -> Path:
     out = cfg.resolved_output_dir()
     scratch = out.parent / (out.name + ".partial")  # checkpoints: a rerun of the same config resumes from them
     scratch.mkdir(parents=True, exist_ok=True)
-    signature = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("num_threads", "output_dir")},
+    # what the checkpoints depend on (the curve's knobs only add measurements, so they may change on a resume)
+    signature = json.dumps({k: v for k, v in asdict(cfg).items()
+                            if k not in ("num_threads", "output_dir", "curve_steps", "curve_problems")},
                            sort_keys=True, default=str)
     if (scratch / "config.json").is_file() and (scratch / "config.json").read_text() != signature:
         shutil.rmtree(scratch)  # checkpoints of another config: start over
@@ -557,9 +566,18 @@ def warmstart(config: WarmstartConfig) -> Path:
         bf16=use_cuda and torch.cuda.is_bf16_supported(),
         disable_tqdm=True,
     )
+    callbacks = [hf_progress_callback("warm start")]  # a bar, and read by the benchmark runner
+    curve_path = scratch / "competence_curve.jsonl"
+    families = [f for f, w in weights.items() if w > 0]
+    if cfg.curve_steps > 0 and cfg.competence_problems > 0:
+        n_balanced_steps = math.ceil(round(total * len(balanced_demos) / max(len(demos), 1)) / cfg.batch_size)
+        callbacks.append(competence_curve_callback(
+            tokenizer, make_env(cfg, "test"), families, curve_path, every=cfg.curve_steps, max_steps=max_steps,
+            num_problems=cfg.curve_problems, samples=cfg.competence_samples, temperature=cfg.eval_temperature,
+            max_new_tokens=_max_new_tokens(cfg, model, examples), seed=cfg.seed, balanced_steps=n_balanced_steps))
     trainer = Trainer(model=model, args=args, train_dataset=train_data,
                       data_collator=CompletionOnlyCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                      callbacks=[hf_progress_callback("warm start")])  # a bar, and read by the benchmark runner
+                      callbacks=callbacks)
     train_started, cpu_started = time.perf_counter(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - train_started
@@ -590,6 +608,9 @@ def warmstart(config: WarmstartConfig) -> Path:
                                        max_new_tokens=_max_new_tokens(cfg, model, examples), seed=cfg.seed)
         prior = prior_report(evaluation, families) if evaluation else None
         print("[warmstart] " + format_competence(competence, prior).replace("\n", "\n[warmstart] "), flush=True)
+    curve = read_curve(curve_path)
+    if curve and competence is not None:  # the final base, with the report's own sample count
+        curve.append(curve_row(max_steps, "final", competence))
 
     meta = {
         "config": asdict(cfg),
@@ -613,12 +634,74 @@ def warmstart(config: WarmstartConfig) -> Path:
         "competence": competence,
         "competence_note": competence_note(test_env if cfg.competence_problems > 0 else None, competence),
         "prior": prior,
+        "competence_curve": curve or None,
     }
     meta["total_seconds"] = round(time.perf_counter() - started, 2)
     _save_atomically(model, tokenizer, meta, out)
     shutil.rmtree(scratch, ignore_errors=True)
     print(f"[warmstart] saved {out} ({meta['total_seconds']:.0f} s in all)", flush=True)
     return out
+
+
+# ---- competence curve ------------------------------------------------------------------------------------------
+
+def curve_row(step: int, phase: str, competence: dict[str, Any]) -> dict[str, Any]:
+    """One row of a competence curve: the step, the phase (balanced | weighted | final), accuracy per family when
+    forced and the samples behind each accuracy."""
+    fams = competence["families"]
+    return {"step": int(step), "phase": phase,
+            "accuracy": {f: row["accuracy"] for f, row in fams.items()},
+            "samples_per_family": max((row["problems"] for row in fams.values()), default=0)
+            * competence["samples_per_problem"]}
+
+
+def read_curve(path: Path) -> list[dict[str, Any]]:
+    """The rows of a curve file, one per step (the last written wins: a resumed build may check a step twice)."""
+    if not path.is_file():
+        return []
+    rows: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["step"]] = row
+    return [rows[k] for k in sorted(rows)]
+
+
+def curve_csv(curve: Sequence[dict[str, Any]]) -> str:
+    """``step,phase,<family>...,samples_per_family`` with accuracies to 3 decimals (empty where a family has no
+    problem)."""
+    families = list(curve[0]["accuracy"]) if curve else []
+    lines = [",".join(["step", "phase", *families, "samples_per_family"])]
+    for row in curve:
+        accs = ["" if row["accuracy"].get(f) is None else f"{row['accuracy'][f]:.3f}" for f in families]
+        lines.append(",".join([str(row["step"]), row["phase"], *accs, str(row["samples_per_family"])]))
+    return "\n".join(lines) + "\n"
+
+
+def competence_curve_callback(tokenizer: Any, env: Any, families: Sequence[str], path: Path, *, every: int,
+                              max_steps: int, num_problems: int, samples: int, temperature: float,
+                              max_new_tokens: int, seed: int, balanced_steps: int) -> Any:
+    """A ``TrainerCallback`` that runs :func:`competence_report` every ``every`` optimiser steps (not at the last
+    step: the final report covers it) and appends a :func:`curve_row` to ``path`` (JSON lines). Sampling uses its
+    own seeded generator, so the training run is the same with or without the curve."""
+    from transformers import TrainerCallback
+
+    class _Curve(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            step = state.global_step
+            if step % every or step >= max_steps:
+                return
+            report = competence_report(model, tokenizer, env, families, num_problems=num_problems, samples=samples,
+                                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+            if report is None:
+                return
+            row = curve_row(step, "balanced" if step <= balanced_steps else "weighted", report)
+            with path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"[warmstart] step {step} competence " + " ".join(
+                f"{f} {a:.2f}" for f, a in row["accuracy"].items() if a is not None), flush=True)
+
+    return _Curve()
 
 
 def warmup_steps(max_steps: int) -> int:
@@ -661,6 +744,8 @@ def _save_atomically(model: Any, tokenizer: Any, meta: dict[str, Any], target: P
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "warmstart.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        if meta.get("competence_curve"):
+            (tmp / "competence_curve.csv").write_text(curve_csv(meta["competence_curve"]))
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=target.name + ".old.", dir=target.parent))
             os.replace(target, old / target.name)

@@ -208,3 +208,45 @@ def test_competence_report_forces_each_strategy_with_its_prefix():
 
     assert "CountdownEnv cannot force a strategy" in competence_note(cd, None)
     assert competence_note(env, report) is None and competence_note(None, None) is None
+
+
+def test_competence_curve_is_recorded_without_changing_training(tmp_path):
+    """curve_steps checks competence during training: rows at every curve step (balanced phase, then weighted) plus
+    the final report, in warmstart.json and competence_curve.csv; the trained weights are the same as without it."""
+    common = dict(env_id="PolySet-Multiplication-v0", env_kwargs={"p_digits": 2, "q_digits": 1}, d_model=32,
+                  n_layers=1, n_heads=2, max_positions=256, num_demos=64, balanced_demos=32, max_steps=6,
+                  batch_size=16, eval_problems=0, competence_problems=2, competence_samples=2, max_new_tokens=8,
+                  num_threads=1, strategy_weights={"p-add": 0.5, "q-sub": 0.5})
+    plain = warmstart(WarmstartConfig(**common, output_dir=str(tmp_path / "plain")))
+    curved = warmstart(WarmstartConfig(**common, curve_steps=2, curve_problems=1, output_dir=str(tmp_path / "curve")))
+    meta = json.loads((curved / "warmstart.json").read_text())
+    curve = meta["competence_curve"]
+    # 96 sequences, 32 balanced first: steps 1-2 are the balanced phase
+    assert [(r["step"], r["phase"], r["samples_per_family"]) for r in curve] == [
+        (2, "balanced", 2), (4, "weighted", 2), (6, "final", 4)]
+    assert all(set(r["accuracy"]) == {"p-add", "q-sub"} for r in curve)
+    assert curve[-1]["accuracy"] == {f: row["accuracy"] for f, row in meta["competence"]["families"].items()}
+    lines = (curved / "competence_curve.csv").read_text().splitlines()
+    assert lines[0] == "step,phase,p-add,q-sub,samples_per_family" and len(lines) == 4
+    assert lines[1].startswith("2,balanced,") and lines[3].startswith("6,final,")
+    assert json.loads((plain / "warmstart.json").read_text())["competence_curve"] is None
+    assert not (plain / "competence_curve.csv").exists()
+    a = AutoModelForCausalLM.from_pretrained(plain)
+    b = AutoModelForCausalLM.from_pretrained(curved)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_read_curve_keeps_the_last_row_of_a_step(tmp_path):
+    """A resumed build may check a step twice (checked, then interrupted before its checkpoint): the last row wins."""
+    from agents.warmstart import curve_csv, read_curve
+
+    path = tmp_path / "curve.jsonl"
+    rows = [{"step": 2, "phase": "balanced", "accuracy": {"a": 0.1, "b": None}, "samples_per_family": 4},
+            {"step": 4, "phase": "balanced", "accuracy": {"a": 0.2, "b": 0.3}, "samples_per_family": 4},
+            {"step": 2, "phase": "balanced", "accuracy": {"a": 0.5, "b": None}, "samples_per_family": 4}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = read_curve(path)
+    assert [(r["step"], r["accuracy"]["a"]) for r in curve] == [(2, 0.5), (4, 0.2)]
+    assert curve_csv(curve).splitlines() == ["step,phase,a,b,samples_per_family", "2,balanced,0.500,,4",
+                                             "4,balanced,0.200,0.300,4"]
+    assert read_curve(tmp_path / "missing.jsonl") == []
