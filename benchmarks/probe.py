@@ -208,9 +208,17 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> N
 
 
 def write(runs_dir: str | Path, out_dir: str | Path) -> list[dict[str, Any]]:
-    """``probe_metrics.csv`` and ``probe_strategies.png`` in ``out_dir`` from a suite's probe logs."""
+    """``probe_metrics.csv`` and ``probe_strategies.png`` in ``out_dir`` from a suite's probe logs. Rows an existing
+    ``probe_metrics.csv`` holds for envs without a folder under ``runs_dir`` (runs made on another machine) are kept."""
     rows = collect(runs_dir)
     out = Path(out_dir)
+    existing = out / "probe_metrics.csv"
+    if existing.is_file():
+        with open(existing, newline="") as fh:
+            kept = [{"env": r["env"], "agent": r["agent"], "seed": int(r["seed"]), "step": int(r["step"]),
+                     "metric": r["metric"], "value": float(r["value"])}
+                    for r in csv.DictReader(fh) if not (Path(runs_dir) / r["env"]).exists()]
+        rows = kept + rows
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "probe_metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["env", "agent", "seed", "step", "metric", "value"])

@@ -71,6 +71,34 @@ def collect(suite: Suite, layout: Layout):
     return training, evaluation, branching
 
 
+def keep_absent_envs(suite: Suite, layout: Layout, training, evaluation, branching):
+    """The three frames plus the rows the existing CSVs in the results folder hold for envs that have no runs folder
+    here (``runs/<suite>/<env>`` absent, e.g. a report rebuilt on a machine that ran only some envs): those rows are
+    kept, not wiped. An env with a runs folder is read from its runs alone."""
+    import pandas as pd
+
+    absent = [e for e in suite.envs if not (layout.runs / e.name).exists()]
+    if not absent:
+        return training, evaluation, branching
+    train_envs = {e.name for e in absent}
+    eval_envs = {t.name for e in absent for t in suite.eval_targets(e)} - {
+        t.name for e in suite.envs if e not in absent for t in suite.eval_targets(e)}
+    order = {name: i for i, name in enumerate(
+        dict.fromkeys([e.name for e in suite.envs] + [t.name for e in suite.envs for t in suite.eval_targets(e)]))}
+    out = []
+    for frame, name, envs in ((training, "training_metrics.csv", train_envs), (evaluation, "eval_metrics.csv", eval_envs),
+                              (branching, "branching.csv", eval_envs)):
+        path = layout.results / name
+        kept = pd.read_csv(path) if path.is_file() and envs else None
+        if kept is not None and not kept.empty:
+            kept = kept[kept.env.isin(envs)][list(frame.columns)]
+            frame = pd.concat([f for f in (kept, frame) if not f.empty], ignore_index=True)
+            # the suite's env order, rows within an env as they were
+            frame = frame.sort_values("env", key=lambda col: col.map(order), kind="stable", ignore_index=True)
+        out.append(frame)
+    return tuple(out)
+
+
 def write_csvs(layout: Layout, training, evaluation, branching) -> None:
     layout.results.mkdir(parents=True, exist_ok=True)
     training.to_csv(layout.results / "training_metrics.csv", index=False, float_format="%.6g")
@@ -353,7 +381,7 @@ def report(suite: Suite, layout: Layout, *, command: str, status: dict[str, str]
     """Write the CSVs, headline.json, the plots and the README of ``suite`` from what is under ``runs/``."""
     from benchmarks.plots import make_all
 
-    training, evaluation, branching = collect(suite, layout)
+    training, evaluation, branching = keep_absent_envs(suite, layout, *collect(suite, layout))
     write_csvs(layout, training, evaluation, branching)
     numbers = headline(suite, training, evaluation)
     (layout.results / "headline.json").write_text(portable(json.dumps(numbers, indent=1, default=str)))

@@ -498,3 +498,52 @@ def test_runner_shows_one_progress_bar_per_stage(tmp_path, capsys):
     assert final["warm start"].startswith("warm start: 100%") and "1.0/1 base" in final["warm start"]
     assert final["training"].startswith("training: 100%") and "4.0/4 step" in final["training"]
     assert final["evaluation"].startswith("evaluation: 100%") and "3.0/3 eval" in final["evaluation"]
+
+
+def test_report_keeps_the_committed_rows_of_envs_without_runs(tmp_path):
+    """A report rebuilt (--report-only) where only some envs have runs (here Multiplication) keeps the existing CSV
+    rows of the others (Polynomial, Countdown) and replaces those of the envs it has runs for, in the suite's env
+    order; the headline covers the kept envs too."""
+    import pandas as pd
+
+    from benchmarks.report import collect, keep_absent_envs
+    from benchmarks.run import Layout, main
+    from benchmarks.suites import get_suite
+
+    suite = get_suite("synthetic-cpu")
+    layout = Layout(suite=suite.name, runs_root=tmp_path / "runs", results_root=tmp_path / "results")
+    layout.results.mkdir(parents=True)
+    pd.DataFrame([("Countdown", "grpo", 0, 1, "distinct_correct_per_prompt", 0.2),
+                  ("Multiplication", "grpo", 0, 1, "distinct_correct_per_prompt", 0.1),
+                  ("Polynomial", "grpo", 0, 1, "distinct_correct_per_prompt", 0.5),
+                  ("Polynomial", "grpo", 0, 2, "distinct_correct_per_prompt", 0.6)],
+                 columns=["env", "agent", "seed", "step", "metric", "value"]).to_csv(
+        layout.results / "training_metrics.csv", index=False)
+    pd.DataFrame([("Countdown", "base", 0, "base", "pass_at_k", 1, 0.01),
+                  ("Polynomial", "base", 0, "base", "pass_at_k", 1, 0.99),
+                  ("Multiplication", "base", 0, "base", "pass_at_k", 1, 0.11)],
+                 columns=["env", "agent", "seed", "checkpoint", "metric", "k", "value"]).to_csv(
+        layout.results / "eval_metrics.csv", index=False)
+    run = layout.runs / "Multiplication" / "grpo__s0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 1, "distinct_correct_per_prompt": 0.7}\n')
+    ev = layout.runs / "Multiplication" / "eval" / "Multiplication" / "base.json"
+    ev.parent.mkdir(parents=True)
+    ev.write_text(json.dumps({"summary": [{"metric": "pass_at_k", "k": 1, "value": 0.93}]}))
+
+    assert main(["--suite", "synthetic-cpu", "--report-only", "--runs", str(layout.runs_root), "--out",
+                 str(layout.results_root), "--no-progress"]) == 0
+    training = pd.read_csv(layout.results / "training_metrics.csv")
+    assert [(r.env, r.step, r.value) for r in training.itertuples()] == [
+        ("Polynomial", 1, 0.5), ("Polynomial", 2, 0.6), ("Multiplication", 1, 0.7), ("Countdown", 1, 0.2)]
+    evaluation = pd.read_csv(layout.results / "eval_metrics.csv")
+    assert [(r.env, r.value) for r in evaluation.itertuples()] == [
+        ("Polynomial", 0.99), ("Multiplication", 0.93), ("Countdown", 0.01)]
+    headline = json.loads((layout.results / "headline.json").read_text())
+    assert headline["Polynomial"]["eval"]["Polynomial"]["pass@1"] == {"base": [0.99]}
+    assert headline["Multiplication"]["eval"]["Multiplication"]["pass@1"] == {"base": [0.93]}
+    # with every env's runs present, the runs alone count
+    for env in ("Polynomial", "Countdown"):
+        (layout.runs / env).mkdir()
+    training, evaluation, _ = keep_absent_envs(suite, layout, *collect(suite, layout))
+    assert set(training.env) == {"Multiplication"} and set(evaluation.env) == {"Multiplication"}

@@ -91,3 +91,25 @@ def test_runner_envs_flag_keeps_only_the_named_envs(tmp_path, capsys):
     assert "Multiplication/" not in out and "Countdown/" not in out
     with pytest.raises(SystemExit):
         main(["--suite", "synthetic-cpu", "--envs", "Nope", "--dry-run", "--runs", str(tmp_path)])
+
+
+def test_write_keeps_the_rows_of_envs_without_probe_logs(tmp_path):
+    """Rebuilding the probe CSV where only Multiplication has runs keeps the Polynomial rows of the existing CSV and
+    replaces the Multiplication ones."""
+    import csv
+
+    from benchmarks.probe import write
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    log = runs / "Multiplication" / "grpo__s0" / "probe.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text(json.dumps(_entry(0, {"p": ["a", "b"]})) + "\n")
+    out.mkdir()
+    (out / "probe_metrics.csv").write_text("env,agent,seed,step,metric,value\nPolynomial,grpo,1,40,distinct_correct,2.5\n"
+                                           "Multiplication,grpo,0,0,distinct_correct,9.0\n")
+    write(runs, out)
+    with open(out / "probe_metrics.csv", newline="") as fh:
+        rows = [(r["env"], r["metric"], float(r["value"])) for r in csv.DictReader(fh)]
+    assert ("Polynomial", "distinct_correct", 2.5) in rows
+    assert ("Multiplication", "distinct_correct", 2.0) in rows and ("Multiplication", "distinct_correct", 9.0) not in rows
+    assert (out / "probe_strategies.png").is_file()
