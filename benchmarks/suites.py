@@ -307,32 +307,30 @@ SYNTHETIC_CPU = Suite(
 )
 
 # SmolLM2-135M-Instruct (a real pretrained model and tokenizer) instead of the tiny char-level model: is the effect a
-# tiny-model artefact? Sized for ~110 minutes of ONE core of this 2-core machine (another suite runs on the other):
-# measured here while the cores were shared, sampling 32 completions of 64 tokens takes ~95 s and loading the
-# packaged (GGUF) model ~40 s, so every sample counts. SFT on worked demonstrations (300 balanced, then 400 with the
-# skewed prior; 88 steps of 8) makes the base; its competence table forces each x (4 problems x 3 samples per x).
-# RL: B = 2 prompts x N = 8 (n = 4) for 12 steps at lr 4e-5, i.e. lr x steps = 4.8e-4, about the paper's total
-# (1e-6 x 400 = 4e-4; a 135 M model at 1e-5 hardly moves in 12 steps). Held out: 6 problems x 32 samples (not the
-# other suites' 64: at the base's prior, 32 samples already expect ~6 of 11 strategies); Fig. 5 probe: the first 4
-# of them, 32 samples, at steps 0 / 6 / 12. GRPO+DIV runs last: GRPO vs Poly-EPO is the question.
+# tiny-model artefact? Base: SFT on worked demonstrations (300 balanced, then 400 with the skewed prior; 88 steps of
+# 8, ~16 minutes here on one core); its competence table forces each x (4 problems x 3 samples per x). RL: B = 4
+# prompts x N = 8 (n = 4) for 20 steps at lr 2e-5, so lr x steps = 4e-4, the paper's total (1e-6 x 400); at 1e-5 a
+# 135 M model hardly moves in 20 steps. Measured on one core of this shared machine: an RL step takes 10-25 s at
+# B = 2, sampling 64 completions ~25 s. Held out: 8 problems x 64 samples (the paper's count); Fig. 5 probe: the
+# first 4 of them, 64 samples, at steps 0 / 10 / 20. GRPO+DIV runs last: GRPO vs Poly-EPO is the question.
 _SMOL_TOKENS = 64  # the longest worked solutions (|x| = 5, every term) take ~55 SmolLM2 tokens, plus EOS
 SYNTHETIC_SMOL = Suite(
     name="synthetic-smol",
-    description="Polynomial with SmolLM2-135M-Instruct warm-started by SFT, one seed, 12 steps of B = 2: is the effect "
-                "a tiny-model artefact?",
+    description="Polynomial with SmolLM2-135M-Instruct warm-started by SFT, one seed, 20 steps: is the effect a "
+                "tiny-model artefact?",
     envs=(dataclasses.replace(
         POLYNOMIAL, train={"max_completion_length": _SMOL_TOKENS},
         warmstart={"model": "smollm2-135m", "num_demos": 400, "balanced_demos": 300, "epochs": 1.0, "batch_size": 8,
                    "eval_problems": 8, "eval_samples": 8, "competence_problems": 4, "competence_samples": 3,
                    "max_new_tokens": _SMOL_TOKENS, "strategy_weights": POLYNOMIAL.warmstart["strategy_weights"]},
-        eval=(EvalTarget(POLYNOMIAL.env_id, POLYNOMIAL.env_kwargs, num_problems=6, num_samples=32,
+        eval=(EvalTarget(POLYNOMIAL.env_id, POLYNOMIAL.env_kwargs, num_problems=8, num_samples=64,
                          max_new_tokens=_SMOL_TOKENS),),
-        probe={"num_problems": 4, "num_samples": 32, "max_new_tokens": _SMOL_TOKENS}),),
+        probe={"num_problems": 4, "num_samples": 64, "max_new_tokens": _SMOL_TOKENS}),),
     agents=("grpo", "poly_epo", "grpo_div"),
     seeds=(0,),
     model="smollm2-135m",
-    train={**_CPU_TRAIN, "max_steps": 12, "prompts_per_step": 2, "learning_rate": 4e-5, "save_steps": 3,
-           "callback_steps": 6},
+    train={**_CPU_TRAIN, "max_steps": 20, "prompts_per_step": 4, "learning_rate": 2e-5, "save_steps": 5,
+           "callback_steps": 10},
     agent_train=_AGENT_TRAIN,
     workers=1,
     threads_per_worker=1,  # one core each for this suite and the other one running (2 threads each thrash)
