@@ -310,8 +310,8 @@ SYNTHETIC_CPU = Suite(
 # tiny-model artefact? Base: SFT on worked demonstrations (300 balanced, then 400 with the skewed prior; 88 steps of
 # 8, ~16 minutes here on one core); its competence table forces each x (4 problems x 3 samples per x). RL: B = 4
 # prompts x N = 8 (n = 4) for 20 steps at lr 2e-5, so lr x steps = 4e-4, the paper's total (1e-6 x 400); at 1e-5 a
-# 135 M model hardly moves in 20 steps. Measured on one core of this shared machine: an RL step takes 10-25 s at
-# B = 2, sampling 64 completions ~25 s. Held out: 8 problems x 64 samples (the paper's count); Fig. 5 probe: the
+# 135 M model hardly moves in 20 steps. Measured on one core of this shared machine: RL steps 17-50 s, a run with
+# its probes 15-18 min, an evaluation of 512 samples 3-4 min, the suite 65 min after the base. Held out: 8 problems x 64 samples (the paper's count); Fig. 5 probe: the
 # first 4 of them, 64 samples, at steps 0 / 10 / 20. GRPO+DIV runs last: GRPO vs Poly-EPO is the question.
 _SMOL_TOKENS = 64  # the longest worked solutions (|x| = 5, every term) take ~55 SmolLM2 tokens, plus EOS
 SYNTHETIC_SMOL = Suite(
