@@ -329,6 +329,12 @@ def rare_sentence(numbers: dict[str, Any]) -> str:
     return RARE_SENTENCE if any(label.startswith("rare ") for table in tables for label in table) else ""
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in a full stop, unless it already ends in one (or in ``?`` / ``!``)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str, str], numbers: dict[str, Any],
                  wall_seconds: float) -> Path:
     """``README.md`` of the report: command, commit, machine, wall time, settings, headline numbers, figures."""
@@ -347,7 +353,7 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
     if failed:
         jobs += "; not complete: " + ", ".join(f"{k} ({v})" for k, v in failed.items())
     text = Template(TEMPLATE.read_text()).substitute(
-        suite=suite.name, description=suite.description, command=command, plots_dir=display_path(layout.results),
+        suite=suite.name, description=sentence(suite.description), command=command, plots_dir=display_path(layout.results),
         commit=git_commit(), machine=machine(), wall_last=f"{wall_seconds / 60:.1f}",
         wall_total=f"{sum(e.get('wall_seconds', 0.0) for e in ledger) / 60:.1f}", invocations=len(ledger), jobs=jobs,
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

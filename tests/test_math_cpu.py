@@ -9,7 +9,7 @@ import pytest
 from agents.math_warmstart import MATH_WARMSTART, suite_base_dir, summary
 from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for, warmup_steps
 from benchmarks.layout import Layout
-from benchmarks.report import judges_text, rare_sentence
+from benchmarks.report import judges_text, rare_sentence, sentence
 from benchmarks.scheduler import plan
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
@@ -60,6 +60,12 @@ def test_readme_defines_rare_strategies_only_where_a_table_reports_them():
     assert rare_sentence(maths) == ""
     assert "prior weight below the rare threshold" in rare_sentence(synthetic)
     assert "prior weight" in rare_sentence({**maths, **synthetic})  # a mixed suite defines them once
+
+
+def test_suite_descriptions_become_one_sentence():
+    assert sentence("Polynomial, one seed") == "Polynomial, one seed."
+    assert sentence("does GRPO collapse given time?") == "does GRPO collapse given time?"
+    assert sentence("already a sentence. ") == "already a sentence."
 
 
 def test_math_warmstart_config_is_valid_and_writes_boxed_demonstrations():
