@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import subprocess
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -329,6 +330,15 @@ def rare_sentence(numbers: dict[str, Any]) -> str:
     return RARE_SENTENCE if any(label.startswith("rare ") for table in tables for label in table) else ""
 
 
+def definitions_paragraph(judges: str, eval_sets: str, rare: str, width: int = 118) -> str:
+    """The README paragraph that defines the headline metrics, wrapped to ``width`` columns (code spans and
+    ``64 samples x 12`` style phrases stay intact: lines break at spaces only)."""
+    text = (f"Distinct correct strategies per prompt count the distinct strategy labels ({judges}) among the correct "
+            f"answers to one prompt; during training over the N samples of each training prompt, in evaluation over "
+            f"{eval_sets}.{rare} pass@k is the unbiased estimator; maj@k votes over extracted answers.")
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+
 def sentence(text: str) -> str:
     """``text`` ending in a full stop, unless it already ends in one (or in ``?`` / ``!``)."""
     text = text.rstrip()
@@ -357,9 +367,10 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
         commit=git_commit(), machine=machine(), wall_last=f"{wall_seconds / 60:.1f}",
         wall_total=f"{sum(e.get('wall_seconds', 0.0) for e in ledger) / 60:.1f}", invocations=len(ledger), jobs=jobs,
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        eval_sets=", ".join(f"{t.num_samples} samples x {t.num_problems} held-out problems of {t.name}"
-                            for e in suite.envs for t in suite.eval_targets(e)),
-        judges=judges_text(suite), rare_sentence=rare_sentence(numbers), headline=headline_markdown(suite, numbers),
+        definitions=definitions_paragraph(
+            judges_text(suite), ", ".join(f"{t.num_samples} samples x {t.num_problems} held-out problems of {t.name}"
+                                          for e in suite.envs for t in suite.eval_targets(e)), rare_sentence(numbers)),
+        headline=headline_markdown(suite, numbers),
         figures=", ".join(f"`{f}`" for f in figures) if figures else "(none yet)",
         settings=json.dumps(settings, indent=1, default=str))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from agents.math_warmstart import MATH_WARMSTART, suite_base_dir, summary
 from agents.warmstart import WarmstartConfig, make_env, strategy_weights_for, warmup_steps
 from benchmarks.layout import Layout
-from benchmarks.report import judges_text, rare_sentence, sentence
+from benchmarks.report import RARE_SENTENCE, definitions_paragraph, judges_text, rare_sentence, sentence
 from benchmarks.scheduler import plan
 from benchmarks.suites import MATH_CPU, MATH_CPU_EMBEDDING, MATH_GPU, SUITES
 
@@ -60,6 +60,17 @@ def test_readme_defines_rare_strategies_only_where_a_table_reports_them():
     assert rare_sentence(maths) == ""
     assert "prior weight below the rare threshold" in rare_sentence(synthetic)
     assert "prior weight" in rare_sentence({**maths, **synthetic})  # a mixed suite defines them once
+
+
+def test_definitions_paragraph_is_wrapped_and_keeps_every_part():
+    sets = ", ".join(f"64 samples x 12 held-out problems of Env{i}" for i in range(6))
+    text = definitions_paragraph("exact oracle", sets, RARE_SENTENCE)
+    lines = text.splitlines()
+    assert len(lines) > 3 and all(len(line) <= 118 for line in lines)
+    assert " ".join(lines) == " ".join(text.split())  # only line breaks were added
+    for i in range(6):
+        assert f"64 samples x 12 held-out problems of Env{i}" in " ".join(lines)
+    assert "(exact oracle)" in text and "prior weight below" in " ".join(lines)
 
 
 def test_suite_descriptions_become_one_sentence():
