@@ -234,16 +234,18 @@ MULTIPLICATION = EnvSpec(
     train={"max_completion_length": 176},  # the longest worked solutions ("both", "factor") are ~150 characters
 )
 # Four numbers from 1..12: all 495 sets have a target in 5..50 with >= 3 solutions (median 4 per test problem), so the
-# train split keeps 445 sets after the 50 held out. (Three numbers from 1..15 give only 56 such sets: 6 left to train.)
-# The 400-step tiny base is NOT competent (held-out accuracy 0.005: it has not learnt to copy the given numbers), so
-# RL has almost no signal here; Countdown cannot force a strategy, so it has no competence table.
+# train split keeps 445 sets after the 50 held out (and ~10^4 distinct set-target problems). Demonstrations are worked
+# goal first, one binary operation per line ("17 = 5 + 12, 12 = 4 * 3. Answer: 5+4*3"): the first line's operator is
+# the family, so forcing that line measures competence. 24,000 balanced then 6,000 skewed demonstrations (add 0.91,
+# the others 0.03 each), cycled for 2,000 steps of 64 (1,600 balanced, 400 skewed); competence curve every 200 steps.
 COUNTDOWN = EnvSpec(
     "PolySet-Countdown-v0",
     env_kwargs={"num_numbers": 4, "max_value": 12, "min_target": 5, "max_target": 50, "min_solutions": 3,
                 "num_test_problems": 50},
-    warmstart={**_TINY_BASE, "balanced_demos": 19200, "num_demos": 6400,
-               "strategy_weights": {"add": 0.88, "mul": 0.04, "sub": 0.04, "div": 0.04}},
-    train={"max_completion_length": 80},  # worked solutions of 4 numbers are <= ~60 characters
+    warmstart={**_TINY_BASE, "balanced_demos": 24000, "num_demos": 6000, "max_steps": 2000,
+               "strategy_weights": {"add": 0.91, "mul": 0.03, "sub": 0.03, "div": 0.03},
+               "competence_problems": 20, "curve_steps": 200},
+    train={"max_completion_length": 80},  # worked solutions of 4 numbers are <= ~65 characters
 )
 
 # CPU RL settings shared by the synthetic suites: N = 8, n = 4 and B = 8 prompts per step as in the paper's ratio;

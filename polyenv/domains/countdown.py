@@ -417,12 +417,22 @@ class CountdownEnv(SyntheticEnv):
 
     def _write_demonstration(self, task: dict[str, Any], family: str, rng: np.random.Generator
                              ) -> tuple[str, Hashable] | None:
-        sols = solutions(task["numbers"], task["target"], essential_only=True)
-        found = sorted(t for t, c in sols.items() if family_of(c) == family and strip_padding(c).text == t)
+        found = family_solutions(task, family)
         if not found:
             return None
-        text = found[int(rng.integers(0, len(found)))]
-        return f"{worked_steps(parse(text, LIMITS))}. Answer: {text}", text
+        form = found[int(rng.integers(0, len(found)))]
+        lines, answer = top_down(form)
+        return f"{', '.join(lines)}. Answer: {answer}", form.text
+
+    def strategy_prefix(self, task: dict[str, Any], family: str, rng: np.random.Generator) -> str:
+        """The opening of a completion that commits to ``family``: the first line of a worked solution of that
+        family (``"17 = 5 + 12"``, whose operator is the family's: + add, - sub, * mul, / div), what a competence
+        report forces; the model writes the rest. Raises ValueError if the task has no solution of that family
+        (``single`` never has one: the target is not one of the numbers)."""
+        found = family_solutions(task, family)
+        if not found:
+            raise ValueError(f"{task['numbers']} -> {task['target']} has no solution of family {family!r}")
+        return top_down(found[int(rng.integers(0, len(found)))])[0][0]
 
 
 def _expression_part(line: str) -> str:
@@ -464,6 +474,87 @@ def _check_positive_steps(node: Node) -> int:
     if v <= 0:
         raise ArithError(f"intermediate result {a} {node.op} {b} = {v} is not positive")
     return v
+
+
+def family_solutions(task: dict[str, Any], family: str) -> list[Canon]:
+    """The task's canonical solutions of ``family`` without padding or a step by 1, sorted by text (what
+    demonstrations and forced openings are drawn from)."""
+    sols = solutions(task["numbers"], task["target"], essential_only=True)
+    return [c for t, c in sorted(sols.items()) if family_of(c) == family and strip_padding(c).text == t]
+
+
+class _Step(NamedTuple):
+    """A node of a worked solution: a given number (``op`` None) or ``left op right``."""
+
+    value: int
+    op: str | None = None
+    left: Any = None
+    right: Any = None
+
+
+def _tree(form: Canon) -> _Step:
+    """``form`` as a binary tree in the order the worked solution writes it: in a sum the subtracted terms are taken
+    off last (so the root is ``-`` exactly when the family is sub), one term at a time, and the added terms are
+    peeled one by one from the left, given numbers first (larger first), then composite terms; products likewise with
+    ``/`` and ``*``."""
+    if form.kind == "n":
+        return _Step(int(form.text))
+    if not form.a:
+        raise ValueError(f"{form.text} has no positive operand (its value is below 1)")
+    pos = [_tree(canonical(parse(t, LIMITS))) for t in form.a]
+    neg = [_tree(canonical(parse(t, LIMITS))) for t in form.b]
+    pos.sort(key=_peel_order)
+    neg.sort(key=_peel_order)
+    plus, minus = ("+", "-") if form.kind == "s" else ("*", "/")
+    apply = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a // b}
+    node = pos[-1]
+    for term in reversed(pos[:-1]):  # right-nested: a + (b + (c + ...))
+        node = _Step(apply[plus](term.value, node.value), plus, term, node)
+    for term in reversed(neg):  # the first subtracted term (largest number) is taken off last: the root's
+        node = _Step(apply[minus](node.value, term.value), minus, node, term)
+    return node
+
+
+def _peel_order(node: _Step) -> tuple[int, int]:
+    return (0 if node.op is None else 1, -node.value)
+
+
+def _tree_text(node: _Step, parent: str | None = None, side: str = "left") -> str:
+    if node.op is None:
+        return str(node.value)
+    text = f"{_tree_text(node.left, node.op, 'left')}{node.op}{_tree_text(node.right, node.op, 'right')}"
+    additive = node.op in "+-"
+    if parent is None:
+        return text
+    if parent in "*/" and additive:
+        return f"({text})"  # a sum inside a product
+    if side == "right" and (parent == "-" and additive or parent == "/" and not additive):
+        return f"({text})"
+    return text
+
+
+def top_down(form: Canon) -> tuple[list[str], str]:
+    """The worked solution of a canonical solution, goal first, one binary operation per line, and its answer
+    expression::
+
+        top_down(canonical(parse("3*4+5")))  == (["17 = 5 + 12", "12 = 3 * 4"], "5+3*4")
+        top_down(canonical(parse("12+5-3")))  == (["14 = 17 - 3", "17 = 12 + 5"], "12+5-3")
+
+    The first line splits the target, so its operator is the family's (+ add, - sub, * mul, / div); each later line
+    splits the first value not yet split (depth first, left before right) into two numbers or values. The answer has
+    the canonical form's label (it is the same expression up to order and brackets)."""
+    root = _tree(form)
+    lines: list[str] = []
+
+    def walk(node: _Step) -> None:
+        if node.op is None:
+            return
+        lines.append(f"{node.value} = {node.left.value} {node.op} {node.right.value}")
+        walk(node.left)
+        walk(node.right)
+
+    walk(root)
+    return lines, _tree_text(root)
 
 
 def worked_steps(node: Node) -> str:
