@@ -271,3 +271,63 @@ def test_cancelling_sums_and_unit_products_are_stripped():
     assert label("15-4/(17-13)") == "15-4/(17-13)"                # a subtracted 1 is a value, not padding
     assert label("(2+3)*(9-8)*4") == label("(2+3)*4")
     assert label("3*4+5") != label("3*5+4") != label("11+10-4")
+
+
+FAMILY_OPERATOR = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def test_worked_solutions_start_with_the_family_and_answer_with_the_solution():
+    from polyenv.domains.countdown import LIMITS, canonical, family_of, parse, solutions, strip_padding, top_down
+
+    env = CountdownEnv(num_numbers=4, max_value=12, min_target=5, max_target=50, min_solutions=3)
+    checked = Counter()
+    for i in range(40):
+        task = env.get_problem(i).task
+        for text, form in solutions(task["numbers"], task["target"], essential_only=True).items():
+            if strip_padding(form).text != text:
+                continue
+            lines, answer = top_down(form)
+            assert canonical(parse(answer, LIMITS)).text == text, (text, answer)
+            first = re.fullmatch(r"(\d+) = (\d+) ([-+*/]) (\d+)", lines[0])
+            assert first and int(first.group(1)) == task["target"], lines
+            assert first.group(3) == FAMILY_OPERATOR[family_of(form)], (text, lines)
+            for line in lines:  # one binary operation per line, and it is right
+                a, b, op, c = re.fullmatch(r"(\d+) = (\d+) ([-+*/]) (\d+)", line).groups()
+                assert int(a) == {"+": int(b) + int(c), "-": int(b) - int(c), "*": int(b) * int(c),
+                                  "/": int(b) // int(c)}[op] and (op != "/" or int(b) % int(c) == 0), line
+            checked[family_of(form)] += 1
+    assert min(checked[f] for f in FAMILY_OPERATOR) >= 10, checked
+
+
+def test_strategy_prefix_forces_every_family_that_has_a_solution():
+    import numpy as np
+
+    from polyenv.domains.countdown import family_of, solutions, top_down
+
+    env = CountdownEnv(num_numbers=4, max_value=12, min_target=5, max_target=50, min_solutions=3, split="test",
+                       num_test_problems=50)
+    rng = np.random.default_rng(0)
+    forced, missing = Counter(), Counter()
+    for i in range(50):
+        problem = env.get_problem(i)
+        task = problem.task
+        sols = solutions(task["numbers"], task["target"], essential_only=True)
+        has = {family_of(c) for c in sols.values()}
+        for family in ("add", "sub", "mul", "div", "single"):
+            if family not in has:
+                with pytest.raises(ValueError, match=f"no solution of family '{family}'"):
+                    env.strategy_prefix(task, family, rng)
+                missing[family] += 1
+                continue
+            prefix = env.strategy_prefix(task, family, rng)
+            # a correct continuation: the rest of a worked solution that opens with this line
+            rest = next(top_down(c) for c in sols.values() if family_of(c) == family and top_down(c)[0][0] == prefix)
+            continuation = "".join(", " + line for line in rest[0][1:]) + f". Answer: {rest[1]}"
+            env.reset(options={"index": i})
+            out = env.step([prefix + continuation, prefix + ", 1 = 2 + 3" + continuation])[4]  # a slip keeps the label
+            assert out["correct"] == [True, True], (prefix, continuation, out["errors"])
+            assert [env.strategy_family(k) for k in out["answers"]] == [family, family]
+            assert out["strategies"][0] == out["strategies"][1]
+            forced[family] += 1
+    assert missing["single"] == 50  # the target is never one of the numbers
+    assert min(forced[f] for f in FAMILY_OPERATOR) >= 5, forced

@@ -202,11 +202,25 @@ def test_competence_report_forces_each_strategy_with_its_prefix():
     assert row["problems"] == 2 and row["accuracy"] == 0.0  # a random model after 4 characters cannot be right
     assert len(seen) == 4 and all(re.match(r"\d+ \* (\d) = \(\d+ [+-] \d+\) \* \1;.{0,4}$", g) for g in seen), seen
     assert report["min_accuracy"] == 0.0 and "p-add" in format_competence(report, {"p-add": 0.9})
-    cd = make_env(WarmstartConfig(env_id="PolySet-Countdown-v0"), "test")
-    assert competence_report(model, tok, cd, ["add"]) is None
+    # Countdown forces a family by the first line of a worked solution, whose operator is the family's
+    cd = make_env(WarmstartConfig(env_id="PolySet-Countdown-v0", env_kwargs={
+        "num_numbers": 4, "max_value": 12, "min_target": 5, "max_target": 50, "min_solutions": 3,
+        "num_test_problems": 20}), "test")
+    seen.clear()
+    verify_cd = cd.verify
+    cd.verify = lambda gens: seen.extend(gens) or verify_cd(gens)
+    report = competence_report(model, tok, cd, ["sub", "single"], num_problems=2, samples=2, max_new_tokens=4)
+    assert report["families"]["single"]["problems"] == 0  # the target is never one of the numbers
+    assert report["families"]["sub"]["problems"] == 2
+    assert len(seen) == 4 and all(re.match(r"\d+ = \d+ - \d+.{0,4}$", g) for g in seen), seen
+
+    class NoPrefixEnv:  # an env that cannot open a completion with a strategy
+        num_problems = 3
+
+    assert competence_report(model, tok, NoPrefixEnv(), ["add"]) is None
     from agents.warmstart import competence_note
 
-    assert "CountdownEnv cannot force a strategy" in competence_note(cd, None)
+    assert "NoPrefixEnv cannot force a strategy" in competence_note(NoPrefixEnv(), None)
     assert competence_note(env, report) is None and competence_note(None, None) is None
 
 

@@ -31,6 +31,13 @@ answer, i.e. eval, and whose problems need not have many solutions): every probl
 distinct canonical solutions without a step by 1, counted by exhaustive search (``info["task"]["num_solutions"]``).
 Families: ``add`` (a sum of positive terms at the top), ``sub`` (a sum with a subtracted term), ``mul`` (a product),
 ``div`` (a product with a divisor), ``single`` (one number).
+
+Demonstrations work a solution goal first, one binary operation per line, each line splitting the first value not
+yet split into two given numbers or values (:func:`top_down`): ``17 = 5 + 12, 12 = 4 * 3. Answer: 5+4*3``. Subtracted
+terms and divisors are taken off at the root, so the first line's operator is the family (+ add, - sub, * mul,
+/ div). ``strategy_prefix(task, family, rng)`` is that first line for a random solution of the family (the opening a
+competence report forces; the model writes the rest); a task with no solution of that family raises ValueError
+(``single`` never has one). The label is still read from the answer expression alone.
 """
 
 from __future__ import annotations
@@ -56,7 +63,6 @@ from polyenv.safe_arith import (
     evaluate,
     normalise_operators,
     parse,
-    to_text,
 )
 from polyenv.types import GenerationResult
 from polyenv.validation import check_int
@@ -555,23 +561,3 @@ def top_down(form: Canon) -> tuple[list[str], str]:
 
     walk(root)
     return lines, _tree_text(root)
-
-
-def worked_steps(node: Node) -> str:
-    """``"3 * 4 = 12, 12 + 5 = 17"``: each operation of the tree, innermost first."""
-    steps: list[str] = []
-
-    def walk(n: Node) -> int:
-        if isinstance(n, Num):
-            return n.value
-        if isinstance(n, Neg):
-            return -walk(n.operand)
-        a, b = walk(n.left), walk(n.right)
-        v = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b and a % b == 0 else None}[n.op]
-        if v is None:
-            raise ArithError(f"{a} / {b} is not a whole number")
-        steps.append(f"{a} {n.op} {b} = {v}")
-        return v
-
-    walk(node)
-    return ", ".join(steps) if steps else to_text(node)
