@@ -59,6 +59,9 @@ class WarmstartConfig:
             requested strategy, then the weighted demonstrations set how often it picks each. Without them a small
             model sees too few rare-family examples to do their arithmetic, and its correct samples are nearly all
             of the majority family. 0 = weighted demonstrations only.
+        balanced_weights: family -> relative weight in the balanced phase (families ``strategy_weights`` uses and this
+            omits keep weight 1); ``None`` = every family equally. Weighting it towards the families that are hardest
+            to execute (Polynomial's large |x|) spends the balanced steps where competence lags.
         epochs: passes over each set of demonstrations (ignored when ``max_steps`` is set).
         max_steps: optimiser steps; ``None`` = derived from ``epochs``. The two phases keep their proportions.
         learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up rounded down); ``None`` = 3e-3
@@ -97,6 +100,7 @@ class WarmstartConfig:
     strategy_weights: dict[str, float] | None = None
     num_demos: int = 8000
     balanced_demos: int = 4000
+    balanced_weights: dict[str, float] | None = None
     epochs: float = 2.0
     max_steps: int | None = None
     learning_rate: float | None = None
@@ -134,6 +138,13 @@ class WarmstartConfig:
             bad = {k: v for k, v in self.strategy_weights.items() if not is_number(v) or not math.isfinite(v) or v < 0}
             if bad or sum(self.strategy_weights.values()) <= 0:
                 raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
+        if self.balanced_weights is not None:
+            if not isinstance(self.balanced_weights, dict) or not self.balanced_weights:
+                raise ValueError(f"balanced_weights must be a non-empty dict family -> weight, got "
+                                 f"{self.balanced_weights!r}")
+            bad = {k: v for k, v in self.balanced_weights.items() if not is_number(v) or not math.isfinite(v) or v < 0}
+            if bad:
+                raise ValueError(f"balanced_weights must be finite and >= 0, got {bad}")
         for name in ("num_demos", "batch_size", "eval_samples", "eval_batch_prompts", "competence_samples",
                      "save_steps", "curve_problems"):
             check_int(name, getattr(self, name), low=1)
@@ -200,6 +211,23 @@ def strategy_weights_for(cfg: WarmstartConfig, env) -> dict[str, float]:
                          f"choose from {sorted(default)}")
     total = float(sum(weights.values()))
     return {k: float(v) / total for k, v in weights.items()}
+
+
+def balanced_weights_for(cfg: WarmstartConfig, weights: dict[str, float]) -> dict[str, float]:
+    """The families of the balanced phase (those with a positive weight in ``weights``) and their relative weights
+    (not normalised): 1 each, or ``cfg.balanced_weights`` (an omitted family keeps 1; a family at 0 is left out). A
+    family it names that the phase does not use is an error, and so are weights that leave nothing to train on."""
+    families = [k for k, v in weights.items() if v > 0]
+    given = dict(cfg.balanced_weights or {})
+    unknown = sorted(set(given) - set(families))
+    if unknown:
+        raise ValueError(f"balanced_weights names families {unknown} that strategy_weights does not use "
+                         f"(choose from {families})")
+    raw = {k: float(given.get(k, 1.0)) for k in families}
+    total = sum(raw.values())
+    if total <= 0:
+        raise ValueError(f"balanced_weights leave every family at 0: {cfg.balanced_weights!r}")
+    return {k: v for k, v in raw.items() if v > 0}
 
 
 @dataclass
@@ -507,7 +535,7 @@ def warmstart(config: WarmstartConfig) -> Path:
 
     train_env = make_env(cfg, "train")
     weights = strategy_weights_for(cfg, train_env)
-    balanced = {k: 1.0 for k, v in weights.items() if v > 0}
+    balanced = balanced_weights_for(cfg, weights)
     balanced_demos, weighted_demos = write_demonstrations(
         train_env, [(cfg.balanced_demos, balanced, cfg.seed + 1), (cfg.num_demos, weights, cfg.seed)])
     demos = balanced_demos + weighted_demos
@@ -617,7 +645,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         "strategy_weights": weights,
         "num_demonstrations": len(weighted_demos),
         "num_balanced_demonstrations": len(balanced_demos),
-        "balanced_weights": {k: 1.0 / len(balanced) for k in balanced},
+        "balanced_weights": {k: v / sum(balanced.values()) for k, v in balanced.items()},
         "demonstration_family_share": _shares(demo_families),
         "train_tokens": n_tokens,
         "num_parameters": n_params,
