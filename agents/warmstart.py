@@ -647,6 +647,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         "num_balanced_demonstrations": len(balanced_demos),
         "balanced_weights": {k: v / sum(balanced.values()) for k, v in balanced.items()},
         "demonstration_family_share": _shares(demo_families),
+        "balanced_demonstration_family_share": _shares(Counter(d.family for d in balanced_demos)),
         "train_tokens": n_tokens,
         "num_parameters": n_params,
         "train_steps": max_steps,

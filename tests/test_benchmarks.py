@@ -547,3 +547,21 @@ def test_report_keeps_the_committed_rows_of_envs_without_runs(tmp_path):
         (layout.runs / env).mkdir()
     training, evaluation, _ = keep_absent_envs(suite, layout, *collect(suite, layout))
     assert set(training.env) == {"Multiplication"} and set(evaluation.env) == {"Multiplication"}
+
+
+def _committed_settings(suite: str) -> dict:
+    """The ``## Settings`` JSON block of results/<suite>/README.md (what the committed results ran with)."""
+    text = (REPO_ROOT / "results" / suite / "README.md").read_text()
+    block = text.split("## Settings", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def test_polynomial_long_stays_on_the_base_its_committed_results_ran_on():
+    """polynomial-long was not rerun on the new Polynomial base: the suite keeps the previous base's warm start (so
+    its runs dir and README settings match the code), while synthetic-cpu moved on to the new one."""
+    from benchmarks.suites import POLYNOMIAL, POLYNOMIAL_BASE_V1
+
+    long_env = get_suite("polynomial-long").envs[0]
+    assert long_env.warmstart == POLYNOMIAL_BASE_V1
+    assert _committed_settings("polynomial-long")["envs"][0]["warmstart"] == long_env.warmstart
+    assert get_suite("synthetic-cpu").envs[0].warmstart == POLYNOMIAL.warmstart != POLYNOMIAL_BASE_V1

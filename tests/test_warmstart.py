@@ -15,6 +15,7 @@ from agents.warmstart import (
     CompletionOnlyCollator,
     Example,
     WarmstartConfig,
+    balanced_weights_for,
     encode_demonstrations,
     make_env,
     training_order,
@@ -112,6 +113,35 @@ def test_training_order_puts_the_balanced_phase_first():
     assert sorted(order[6:11]) == sorted(order[11:]) == [3, 4, 5, 6, 7]
     only_weighted = training_order(0, 4, 6, seed=0)
     assert len(only_weighted) == 6 and sorted(only_weighted[:4]) == [0, 1, 2, 3]
+
+
+def test_balanced_weights_default_to_equal_and_follow_the_config():
+    weights = {"x=0": 0.8, "x=1": 0.1, "x=5": 0.1, "x=2": 0.0}
+    # default: weight 1 on every family the prior uses (the unnormalised dict the balanced phase always had)
+    assert balanced_weights_for(WarmstartConfig(), weights) == {"x=0": 1.0, "x=1": 1.0, "x=5": 1.0}
+    cfg = WarmstartConfig(balanced_weights={"x=5": 3.0, "x=1": 0.0})
+    assert balanced_weights_for(cfg, weights) == {"x=0": 1.0, "x=5": 3.0}  # omitted keeps 1, 0 drops the family
+    with pytest.raises(ValueError, match=r"\['x=2'\].*does not use"):
+        balanced_weights_for(WarmstartConfig(balanced_weights={"x=2": 1.0}), weights)
+    with pytest.raises(ValueError, match="every family at 0"):
+        balanced_weights_for(WarmstartConfig(balanced_weights={"x=0": 0, "x=1": 0, "x=5": 0}), weights)
+    with pytest.raises(ValueError, match="balanced_weights.*-1"):
+        WarmstartConfig(balanced_weights={"x=0": -1.0})
+
+
+def test_balanced_phase_draws_its_families_by_balanced_weights(tmp_path):
+    """The balanced demonstrations follow balanced_weights (recorded in warmstart.json); without it they are equal."""
+    common = dict(env_id=POLY, d_model=32, n_layers=1, n_heads=2, max_positions=192, num_demos=16, max_steps=1,
+                  batch_size=8, eval_problems=0, competence_problems=0, num_threads=1, balanced_demos=800,
+                  strategy_weights={"x=0": 0.8, "x=5": 0.2})
+    meta = json.loads((warmstart(WarmstartConfig(**common, balanced_weights={"x=5": 3.0},
+                                                 output_dir=str(tmp_path / "w"))) / "warmstart.json").read_text())
+    assert meta["balanced_weights"] == {"x=0": 0.25, "x=5": 0.75}
+    assert abs(meta["balanced_demonstration_family_share"]["x=5"] - 0.75) < 0.05, meta
+    equal = json.loads((warmstart(WarmstartConfig(**common, output_dir=str(tmp_path / "e"))) / "warmstart.json"
+                        ).read_text())
+    assert equal["balanced_weights"] == {"x=0": 0.5, "x=5": 0.5}
+    assert abs(equal["balanced_demonstration_family_share"]["x=5"] - 0.5) < 0.05, equal
 
 
 def test_config_validation_shows_bad_values():
