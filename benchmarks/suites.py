@@ -216,13 +216,14 @@ _POLYNOMIAL_PRIOR = {f"x={x}": (0.8 if x == 0 else 0.02) for x in range(-5, 6)}
 # x = -5 / 5 (12 problems x 4 samples). Kept by name: polynomial-long's committed results ran on it.
 POLYNOMIAL_BASE_V1: dict[str, Any] = {**_TINY_BASE, "balanced_demos": 48000, "num_demos": 16000,
                                       "strategy_weights": _POLYNOMIAL_PRIOR}
-# This base: the balanced phase is 2.3x longer (112,000 demonstrations, 1,750 steps) and weighted towards the x whose
+# This base: the balanced phase is 1.67x longer (80,000 demonstrations, 1,250 steps) and weighted towards the x whose
 # worked steps are hardest (the products q*x and sums of the largest |x|): x = +-5 three times, +-4 twice, +-3 1.5
-# times the weight of |x| <= 2, so every x gets at least 1.4x the old base's practice and +-5 4.3x; then the same
-# 16,000 skewed demonstrations (250 steps). 2,000 steps of 64. Competence: 30 held-out problems x 4 samples per x
-# (120); prior: 24 problems x 16 samples; the competence curve every 100 steps (8 problems x 4 samples per x).
+# times the weight of |x| <= 2, so every x gets at least the old base's practice and +-5 3x; then the same 16,000
+# skewed demonstrations (250 steps). 1,500 steps of 64 (~1.9 CPU-s a step while the 2 cores are shared: ~50
+# CPU-minutes). Competence: 30 held-out problems x 4 samples per x (120); prior: 24 problems x 16 samples; the
+# competence curve every 100 steps (8 problems x 4 samples per x).
 POLYNOMIAL_BASE: dict[str, Any] = {
-    **_TINY_BASE, "balanced_demos": 112000, "num_demos": 16000, "strategy_weights": _POLYNOMIAL_PRIOR,
+    **_TINY_BASE, "balanced_demos": 80000, "num_demos": 16000, "strategy_weights": _POLYNOMIAL_PRIOR,
     "balanced_weights": {f"x={x}": {5: 3.0, 4: 2.0, 3: 1.5}.get(abs(x), 1.0) for x in range(-5, 6)},
     "eval_samples": 16, "competence_problems": 30, "curve_steps": 100}
 POLYNOMIAL = EnvSpec(
