@@ -5,7 +5,7 @@ PY := .venv/bin/python
 install:
 	bash scripts/install.sh
 
-demo: install  ## build the Polynomial base, train GRPO, GRPO+DIV and Poly-EPO (~30 min on 2 CPU cores) and plot
+demo: install  ## build the Polynomial base, train GRPO, GRPO+DIV and Poly-EPO (~40 min on 2 CPU cores) and plot
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run --suite demo
 
 test: install  ## the default test suite (what CI runs)
