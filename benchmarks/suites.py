@@ -233,20 +233,19 @@ POLYNOMIAL = EnvSpec(
     warmstart=POLYNOMIAL_BASE,
     train={"max_completion_length": 96},  # the longest worked solutions (|x| = 5, every term) are ~70 characters
 )
-# 2-digit x 1-digit: 729 problems (100 held out), so 134,400 balanced demonstrations cover every train problem and
-# family ~43 times; then 19,200 skewed ones (p-add 0.9, the others 0.025 each). Every product in the worked steps is a
-# one-digit fact with zeros or a product by ten. Measured (results/synthetic-cpu, 2,400 steps, 4,605 CPU-s = 77
-# CPU-minutes of training on the shared 2 cores, 82 minutes wall): competence p-add 1.00, p-sub 1.00, both 0.95,
-# factor 0.99, q-sub 0.80 (its curve is flat at ~0.7 from step 1,000: the borrow in 3-digit subtractions such as
-# 660 - 180 is what goes wrong); prior p-add 0.91, the others 0.01-0.03. The competence curve is checked every 100 steps.
+# 2-digit x 1-digit: 729 problems (100 held out), so 89,600 balanced demonstrations cover every train problem and
+# family ~28 times; then 19,200 skewed ones (p-add 0.9, the others 0.025 each). Every product in the worked steps is a
+# one-digit fact with zeros or a product by ten, and every subtraction takes one place value (660 - 100 = 560,
+# 560 - 80 = 480): the previous base (2,400 steps, 77 CPU-minutes, single multi-digit subtractions) left q-sub at
+# 0.80, its errors the borrow in 660 - 180. 1,700 steps. The competence curve is checked every 100 steps.
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
-    warmstart={**_TINY_BASE, "balanced_demos": 134400, "num_demos": 19200,
+    warmstart={**_TINY_BASE, "balanced_demos": 89600, "num_demos": 19200,
                "strategy_weights": {"p-add": 0.9, "p-sub": 0.025, "q-sub": 0.025, "both": 0.025, "factor": 0.025},
                "eval_samples": 16, "competence_problems": 20, "curve_steps": 100},
     rare_threshold=0.05,
-    train={"max_completion_length": 176},  # the longest worked solutions ("both", "factor") are ~150 characters
+    train={"max_completion_length": 176},  # the longest worked solutions ("both") are <= 171 characters
 )
 # Four numbers from 1..12: all 495 sets have a target in 5..50 with >= 3 solutions (median 4 per test problem), so the
 # train split keeps 445 sets after the 50 held out (and ~10^4 distinct set-target problems). Demonstrations are worked

@@ -299,9 +299,10 @@ def test_worked_partials_take_one_operation_per_step():
     from polyenv.domains.multiplication import worked_partials
 
     assert worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-    assert worked_partials([47], [10, -4]) == "47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282"
+    assert worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 7*-4 = -28, "
+                                               "470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290, 290 - 8 = 282")
     assert worked_partials([-2, 40], [10, -6]) == ("-2*10 = -20, -2*-6 = 12, 40*10 = 400, 40*-6 = -240, "
-                                                   "-20 + 12 = -8, -8 + 400 = 392, 392 - 240 = 152")
+                                                   "12 + 400 = 412, 412 - 20 = 392, 392 - 200 = 192, 192 - 40 = 152")
     assert worked_partials([3], [216]) == "3*200 = 600, 3*10 = 30, 3*6 = 18, 600 + 30 = 630, 630 + 18 = 648"
     env = MultiplicationEnv(p_digits=2, q_digits=1)
     rng = np.random.default_rng(0)
@@ -338,3 +339,59 @@ def test_worked_steps_are_one_digit_facts_and_keep_the_label(family):
             power_of_ten = any(re.fullmatch(r"-?10*", v) for v in (a, b))
             assert max(nonzero) == 1 or power_of_ten, (a, b, completion)
     assert written > 200
+
+
+@pytest.mark.parametrize("family", ["p-add", "p-sub", "q-sub", "both", "factor"])
+def test_worked_subtractions_take_one_place_value_per_step(family):
+    """Over the whole 2-digit x 1-digit space: the working after the decomposition is a chain of steps ``a op b = c``,
+    each one operation that is right; every subtraction takes a number with one non-zero digit (so a step has at
+    most one borrow) from a total that stays >= 0; the running total (every sum step starts from the previous result;
+    factor's second product starts a new one) ends at the product."""
+    env = MultiplicationEnv(p_digits=2, q_digits=1)
+    rng = np.random.default_rng(1)
+    step_re = re.compile(r"(-?\d+) ?([-+*]) ?(-?\d+) = (-?\d+)")
+    written = subtractions = 0
+    for p in (v for v in range(11, 100) if v % 10):
+        for q in range(1, 10):
+            demo = env._write_demonstration({"p": p, "q": q, "product": p * q}, family, rng)
+            if demo is None:
+                continue
+            written += 1
+            work = demo[0].split(";", 1)[1].rsplit(". Answer:", 1)[0]
+            steps = [step_re.fullmatch(s.strip()) for s in work.split(",")]
+            assert all(steps), work
+            total, prev_op = None, "*"
+            for m in steps:
+                a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+                assert c == {"+": a + b, "-": a - b, "*": a * b}[op], m[0]
+                if op == "*":
+                    if total is not None and prev_op != "*":  # factor: a second product, a new running total
+                        total = None
+                    prev_op = op
+                    continue
+                prev_op = op
+                if total is not None:
+                    assert a == total, (m[0], work)  # the sums chain on the previous result
+                if op == "-":
+                    subtractions += 1
+                    assert b > 0 and sum(ch != "0" for ch in str(b)) == 1, (m[0], work)
+                    assert c >= 0, (m[0], work)
+                total = c
+            assert (total if total is not None else int(steps[-1][4])) == p * q, work
+    assert written > 300
+    if family in ("p-sub", "q-sub", "both"):
+        assert subtractions > written
+
+
+def test_old_worked_format_still_scores():
+    """The env grades the final answer and reads the decomposition only: working written in the older format (one
+    multi-digit subtraction) scores the same, with the same label."""
+    env = MultiplicationEnv(p_digits=2, q_digits=1)
+    old = "66 * 7 = 66 * (10 - 3); 66*10 = 660, 60*-3 = -180, 6*-3 = -18, 660 - 180 = 480, 480 - 18 = 462. Answer: 462"
+    rng = np.random.default_rng(0)
+    new = next(d for d in (env._write_demonstration({"p": 66, "q": 7, "product": 462}, "q-sub", rng)
+                           for _ in range(20)) if d)
+    assert "660 - 100 = 560, 560 - 80 = 480" in new[0]
+    problem = type("P", (), {"task": {"p": 66, "q": 7, "product": 462}})()
+    a, b = env._score_generation(problem, old), env._score_generation(problem, new[0])
+    assert a.correct and b.correct and a.strategy_key == b.strategy_key == new[1]

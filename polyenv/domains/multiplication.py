@@ -36,12 +36,16 @@ Families (:meth:`MultiplicationEnv.strategy_family`): ``p-add``, ``p-sub``, ``q-
 all terms positive or not), ``both``, ``factor`` (a product), ``other`` (quotient, power...), ``direct``.
 
 Demonstrations write the decomposition, then one binary operation per step, every product a one-digit fact with zeros
-appended or a product by a power of ten (what a small model can learn to execute for every family; a partial product
-such as ``47*-4`` is distributed over place values first)::
+appended or a product by a power of ten, every subtraction one place value (what a small model can learn to execute
+for every family; a partial product such as ``47*-4`` is distributed over place values first)::
 
     47 * 6 = (40 + 7) * 6; 40*6 = 240, 7*6 = 42, 240 + 42 = 282. Answer: 282
-    47 * 6 = 47 * (10 - 4); 47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282. Answer: 282
+    47 * 6 = 47 * (10 - 4); 47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290,
+    290 - 8 = 282. Answer: 282
 
+(the positive partial products are added first, then the negative ones subtracted one place value at a time, so no
+step subtracts a number with more than one non-zero digit). The working is not graded: only the final answer and the
+decomposition are read, so a generation in an older format (``470 - 160 = 310, 310 - 28 = 282``) scores the same.
 The working after the decomposition never changes the label: the decomposition comes first and the first product form
 wins.
 """
@@ -243,10 +247,14 @@ class MultiplicationEnv(SyntheticEnv):
 def worked_partials(parts_p: list[int], parts_q: list[int]) -> str:
     """The partial products of two sums and their running total, one binary operation per step, every product a
     one-digit fact with zeros appended (``30*-6``) or a product by a power of ten (``47*10``): a partial product of
-    two operands that both have several non-zero digits is distributed over their place values first::
+    two operands that both have several non-zero digits is distributed over their place values first. The total
+    adds the positive partials first, then subtracts the negative ones one place value at a time (``- 160`` is
+    ``- 100`` then ``- 60``), so that every subtraction takes a number with a single non-zero digit (at most one
+    borrow per step, the slip the multi-digit subtractions caused) and the total never goes below the product::
 
         worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-        worked_partials([47], [10, -4]) == "47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 160 = 310, 310 - 28 = 282"
+        worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 7*-4 = -28, "
+                                            "470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290, 290 - 8 = 282")
     """
     steps, partials = [], []
     for a in parts_p:
@@ -254,10 +262,16 @@ def worked_partials(parts_p: list[int], parts_q: list[int]) -> str:
             for x, y in _fact_pairs(a, b):
                 steps.append(f"{x}*{y} = {x * y}")
                 partials.append(x * y)
-    total = partials[0]
-    for t in partials[1:]:
-        steps.append(f"{total} - {-t} = {total + t}" if t < 0 else f"{total} + {t} = {total + t}")
-        total += t
+    order = [t for t in partials if t >= 0] + [t for t in partials if t < 0]  # additions first: no step below 0
+    total = order[0]
+    for t in order[1:]:
+        if t >= 0:
+            steps.append(f"{total} + {t} = {total + t}")
+            total += t
+            continue
+        for v in _place_values(-t):  # a subtraction takes one place value at a time: 660 - 100, then 560 - 80
+            steps.append(f"{total} - {v} = {total - v}")
+            total -= v
     return ", ".join(steps)
 
 
