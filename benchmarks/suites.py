@@ -256,6 +256,9 @@ MULTIPLICATION = EnvSpec(
 # goal first, one binary operation per line ("17 = 5 + 12, 12 = 4 * 3. Answer: 5+4*3"): the first line's operator is
 # the family, so forcing that line measures competence. 24,000 balanced then 6,000 skewed demonstrations (add 0.91,
 # the others 0.03 each), cycled for 2,000 steps of 64 (1,600 balanced, 400 skewed); competence curve every 200 steps.
+# NOT competent as measured: the build was stopped at step 800 of 2,000 (balanced phase; the shared CPU gave it a third
+# to a half of a core): forced competence add 0.28, mul 0.31, sub 0.16, div 0.03 (8 problems x 4 samples) and still
+# rising (results/synthetic-cpu). The committed Countdown RL rows are the previous 400-step base's.
 COUNTDOWN = EnvSpec(
     "PolySet-Countdown-v0",
     env_kwargs={"num_numbers": 4, "max_value": 12, "min_target": 5, "max_target": 50, "min_solutions": 3,
