@@ -241,7 +241,8 @@ POLYNOMIAL = EnvSpec(
 # CPU-s/step on the 2 cores shared by three heavy jobs, ~40 unshared): every family >= 0.91 at the end of the
 # balanced phase (step 1,400), then after the skewed phase p-add 0.97, p-sub 1.00, q-sub 0.89, both 0.86, factor
 # 0.86 (three just under the 0.9 target); prior p-add 0.90, the others 0.01-0.04. The competence curve is checked
-# every 100 steps.
+# every 100 steps. On it, synthetic-cpu's 30 RL steps x 3 seeds give Poly-EPO / GRPO 5.12 / 2.38 distinct correct
+# strategies per held-out prompt (2.2x; the 3x target missed; the tabular model predicts 1.6x).
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
