@@ -331,3 +331,31 @@ def test_strategy_prefix_forces_every_family_that_has_a_solution():
             forced[family] += 1
     assert missing["single"] == 50  # the target is never one of the numbers
     assert min(forced[f] for f in FAMILY_OPERATOR) >= 5, forced
+
+
+def test_three_number_variant_leaves_one_operation_after_the_forced_line():
+    """benchmarks.suites.COUNTDOWN_3: forcing a family's first goal-first line leaves at most one more operation on
+    the remaining numbers (no search), and its test split has problems of every family for the competence report."""
+    import numpy as np
+
+    from benchmarks.suites import COUNTDOWN_3
+    from polyenv.domains.countdown import family_solutions, top_down
+
+    env = CountdownEnv(split="test", **COUNTDOWN_3.env_kwargs)
+    rng = np.random.default_rng(0)
+    per_family, lines_after = Counter(), Counter()
+    for i in range(env.num_problems):
+        task = env.get_problem(i).task
+        assert len(task["numbers"]) == 3 and task["num_solutions"] >= 2
+        for family in FAMILY_OPERATOR:
+            found = family_solutions(task, family)
+            if not found:
+                continue
+            per_family[family] += 1
+            for form in found:
+                lines, _ = top_down(form)
+                lines_after[len(lines) - 1] += 1
+                assert len(lines) <= 2, lines
+            assert env.strategy_prefix(task, family, rng) in {top_down(f)[0][0] for f in found}
+    assert set(lines_after) == {0, 1}, lines_after  # both shapes occur: the whole answer forced, or one step left
+    assert min(per_family.values()) >= 10 and set(per_family) == set(FAMILY_OPERATOR), per_family
