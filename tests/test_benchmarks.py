@@ -556,6 +556,31 @@ def _committed_settings(suite: str) -> dict:
     return json.loads(block)
 
 
+@pytest.mark.parametrize("suite_name", ["synthetic-cpu", "demo", "polynomial-long", "ablation-polychromic-correct",
+                                        "ablation-grpo-div-lambda0.05", "ablation-grpo-div-lambda0.2"])
+def test_polynomial_suites_match_the_settings_of_their_committed_results(suite_name):
+    """Every suite with committed Polynomial results names the base and step budget those results ran on: a suite
+    moved to a new base (or budget) without rerunning its results, or a pin that drifted, fails here."""
+    suite = get_suite(suite_name)
+    committed = {e["env_id"]: e for e in _committed_settings(suite_name)["envs"]}
+    envs = [e for e in suite.envs if e.env_id == "PolySet-Polynomial-v0"]
+    assert envs and "PolySet-Polynomial-v0" in committed
+    for env in envs:
+        as_json = json.loads(json.dumps({"warmstart": env.warmstart, "train": env.train}, default=str))
+        assert committed[env.env_id]["warmstart"] == as_json["warmstart"]
+        assert committed[env.env_id]["train"] == as_json["train"]
+
+
+def test_polynomial_ablations_stay_on_the_second_base():
+    """The ablation suites' committed results ran on POLYNOMIAL_BASE_V2 at 40 steps, not on synthetic-cpu's base."""
+    from benchmarks.suites import ABLATIONS, LAMBDA_SWEEP, POLYNOMIAL_BASE, POLYNOMIAL_BASE_V2
+
+    assert POLYNOMIAL_BASE != POLYNOMIAL_BASE_V2
+    for suite in (*ABLATIONS, *LAMBDA_SWEEP):
+        (env,) = suite.envs
+        assert env.warmstart == POLYNOMIAL_BASE_V2 and env.train["max_steps"] == 40
+
+
 def test_polynomial_long_stays_on_the_base_its_committed_results_ran_on():
     """polynomial-long was not rerun on the new Polynomial base: the suite keeps the previous base's warm start (so
     its runs dir and README settings match the code), while synthetic-cpu moved on to the new one."""
