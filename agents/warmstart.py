@@ -62,6 +62,9 @@ class WarmstartConfig:
         balanced_weights: family -> relative weight in the balanced phase (families ``strategy_weights`` uses and this
             omits keep weight 1); ``None`` = every family equally. Weighting it towards the families that are hardest
             to execute (Polynomial's large |x|) spends the balanced steps where competence lags.
+        slip_rates: family -> chance that a demonstration of that family (both phases) ends in an arithmetic slip
+            (same strategy, wrong answer; domains with a ``_slip``, e.g. Polynomial); ``None`` = none. A base that
+            imitates them executes those families less reliably than the others, by design.
         epochs: passes over each set of demonstrations (ignored when ``max_steps`` is set).
         max_steps: optimiser steps; ``None`` = derived from ``epochs``. The two phases keep their proportions.
         learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up rounded down); ``None`` = 3e-3
@@ -101,6 +104,7 @@ class WarmstartConfig:
     num_demos: int = 8000
     balanced_demos: int = 4000
     balanced_weights: dict[str, float] | None = None
+    slip_rates: dict[str, float] | None = None
     epochs: float = 2.0
     max_steps: int | None = None
     learning_rate: float | None = None
@@ -138,6 +142,12 @@ class WarmstartConfig:
             bad = {k: v for k, v in self.strategy_weights.items() if not is_number(v) or not math.isfinite(v) or v < 0}
             if bad or sum(self.strategy_weights.values()) <= 0:
                 raise ValueError(f"strategy_weights must be finite, >= 0 and not all 0, got {self.strategy_weights!r}")
+        if self.slip_rates is not None:
+            if not isinstance(self.slip_rates, dict):
+                raise ValueError(f"slip_rates must be a dict family -> rate, got {self.slip_rates!r}")
+            bad = {k: v for k, v in self.slip_rates.items() if not is_number(v) or not 0 <= v < 1}
+            if bad:
+                raise ValueError(f"slip_rates must be in [0, 1), got {bad}")
         if self.balanced_weights is not None:
             if not isinstance(self.balanced_weights, dict) or not self.balanced_weights:
                 raise ValueError(f"balanced_weights must be a non-empty dict family -> weight, got "
@@ -242,8 +252,8 @@ class Example:
         return self.prompt_ids + self.completion_ids
 
 
-def write_demonstrations(env: Any, parts: Sequence[tuple[int, dict[str, float] | None, int]]
-                         ) -> list[list[Any]]:
+def write_demonstrations(env: Any, parts: Sequence[tuple[int, dict[str, float] | None, int]],
+                         slip_rates: dict[str, float] | None = None) -> list[list[Any]]:
     """``env.demonstrations(count, strategy_weights, seed)`` for each ``(count, strategy_weights, seed)`` of ``parts``,
     as one stage with its progress (a bar on a terminal, the runner's progress file): thousands of demonstrations
     of a domain whose problems need a search (Countdown) take minutes."""
@@ -255,6 +265,8 @@ def write_demonstrations(env: Any, parts: Sequence[tuple[int, dict[str, float] |
         done = 0
         for count, weights, seed in parts:
             kwargs = {"progress": lambda n, offset=done: progress.update(offset + n)} if accepts_progress else {}
+            if slip_rates:  # only domains that write slips take it
+                kwargs["slip_rates"] = slip_rates
             out.append(env.demonstrations(count, strategy_weights=weights, seed=seed, **kwargs))
             done += count
             progress.update(done)
@@ -537,7 +549,8 @@ def warmstart(config: WarmstartConfig) -> Path:
     weights = strategy_weights_for(cfg, train_env)
     balanced = balanced_weights_for(cfg, weights)
     balanced_demos, weighted_demos = write_demonstrations(
-        train_env, [(cfg.balanced_demos, balanced, cfg.seed + 1), (cfg.num_demos, weights, cfg.seed)])
+        train_env, [(cfg.balanced_demos, balanced, cfg.seed + 1), (cfg.num_demos, weights, cfg.seed)],
+        slip_rates=cfg.slip_rates)
     demos = balanced_demos + weighted_demos
     demo_families = Counter(d.family for d in weighted_demos)
 
@@ -646,6 +659,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         "num_demonstrations": len(weighted_demos),
         "num_balanced_demonstrations": len(balanced_demos),
         "balanced_weights": {k: v / sum(balanced.values()) for k, v in balanced.items()},
+        "slip_rates": cfg.slip_rates,
         "demonstration_family_share": _shares(demo_families),
         "balanced_demonstration_family_share": _shares(Counter(d.family for d in balanced_demos)),
         "train_tokens": n_tokens,

@@ -227,13 +227,17 @@ POLYNOMIAL_BASE_V2: dict[str, Any] = {
     **_TINY_BASE, "balanced_demos": 80000, "num_demos": 16000, "strategy_weights": _POLYNOMIAL_PRIOR,
     "balanced_weights": {f"x={x}": {5: 3.0, 4: 2.0, 3: 1.5}.get(abs(x), 1.0) for x in range(-5, 6)},
     "eval_samples": 16, "competence_problems": 30, "curve_steps": 100}
-# This base sits between the two, aiming at the paper's regime: every alternative competent (>= 0.9) but less reliable
-# than the favourite (x = 0, y = c: ~1.0), so that GRPO sees failed samples, hence a signal to move away from them.
-# V1 (1,000 steps, equal balanced phase) left x = +-5 at 0.8; V2 (1,500 steps) left nothing to learn. Here: V2's
-# weights with 70% of its balanced phase (56,000 demonstrations, 875 steps: x = +-5 get 2.1x V1's practice, |x| <= 2
-# 0.7x), then the same 16,000 skewed ones (250 steps); 1,125 steps of 64. V2's competence curve reads 0.84-1.00 per x
-# at steps 800-1,000 (learning rate not yet annealed). Same competence and prior reports as V2.
-POLYNOMIAL_BASE: dict[str, Any] = {**POLYNOMIAL_BASE_V2, "balanced_demos": 56000}
+# This base aims at the paper's regime: every alternative competent (>= 0.9) but less reliable than the favourite
+# (x = 0, y = c: ~1.0), so that GRPO sees failed samples, hence a signal to move away from them. Training length
+# alone does not get there: V1 (1,000 steps) left x = +-5 at 0.8, V2 (1,500) everything at 0.97-1.00, and V2's
+# weights with 70% of its balanced phase (1,125 steps, measured this session) were again at 0.97-1.00 by step 1,000:
+# the tiny model goes from not competent to flawless within ~200 steps. So the unreliability is put in the
+# demonstrations, as a pretrained model is less practised at the strategies it rarely uses: a demonstration of any
+# x != 0 ends in an arithmetic slip (last step and answer off by one; same x, so same label) with chance 0.04, in
+# both phases; x = 0 never slips. The 1,125-step schedule of that measurement (V2's weights, 56,000 balanced then
+# 16,000 skewed demonstrations), so execution is ~1.0 and competence ~0.96 for x != 0 by design.
+POLYNOMIAL_BASE: dict[str, Any] = {**POLYNOMIAL_BASE_V2, "balanced_demos": 56000,
+                                   "slip_rates": {f"x={x}": 0.04 for x in range(-5, 6) if x != 0}}
 POLYNOMIAL = EnvSpec(
     "PolySet-Polynomial-v0",
     env_kwargs={"max_coefficient": 3, "num_test_problems": 50},

@@ -189,6 +189,18 @@ class PolynomialEnv(SyntheticEnv):
         return f"x = {x}: {worked_value(task['a'], task['b'], task['c'], x)}. Answer: ({x}, {_y(task, x)})", f"x={x}"
 
 
+    def _slip(self, task: dict[str, Any], completion: str, rng: np.random.Generator) -> str:
+        """The last step's result and the answer off by one (``9 + 1 = 11. Answer: (3, 11)``): an arithmetic slip
+        at the same x, so the label (x) is unchanged and the answer wrong."""
+        x = int(completion.removeprefix("x = ").split(":", 1)[0])
+        y = _y(task, x)
+        tail = f" = {y}. Answer: ({x}, {y})"
+        if not completion.endswith(tail):
+            raise ValueError(f"not a worked solution of this task: {completion!r}")
+        wrong = y + (1 if rng.random() < 0.5 else -1)
+        return completion[: -len(tail)] + f" = {wrong}. Answer: ({x}, {wrong})"
+
+
 def _y(task: dict[str, Any], x: int) -> int:
     return task["a"] * x * x + task["b"] * x + task["c"]
 

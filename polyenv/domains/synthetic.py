@@ -167,14 +167,20 @@ class SyntheticEnv(SetEnv):
 
     # ---- demonstrations -----------------------------------------------------------------------------------------
     def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0, *,
-                       progress: Callable[[int], None] | None = None) -> list[Demonstration]:
+                       progress: Callable[[int], None] | None = None,
+                       slip_rates: Mapping[str, float] | None = None) -> list[Demonstration]:
         """``count`` worked solutions of train problems whose strategy families are drawn i.i.d. from
         ``strategy_weights`` (family -> weight, normalised; missing families get 0; ``None`` = the class's
         ``default_strategy_weights``). Deterministic per ``seed``, independent of ``env.np_random``.
-        ``progress(done)`` is called after each demonstration."""
+        ``progress(done)`` is called after each demonstration. ``slip_rates`` (family -> chance in [0, 1)): a
+        demonstration of that family ends in an arithmetic slip (the domain's :meth:`_slip`; same strategy and label,
+        wrong answer) with that chance, drawn from a stream of their own: the problems and families are those
+        written without slips."""
         check_int("count", count, low=0)
         families, probs = self._check_weights(strategy_weights)
+        slips = self._check_slip_rates(slip_rates)
         rng = np.random.default_rng(seed)
+        slip_rng = np.random.default_rng([seed, 0x511])  # its own stream: slips change no other draw
         out = []
         for _ in range(int(count)):
             family = families[int(rng.choice(len(families), p=probs))]
@@ -187,10 +193,27 @@ class SyntheticEnv(SetEnv):
                 raise RuntimeError(f"could not write a {family!r} demonstration for 200 train problems of "
                                    f"{type(self).__name__} with knobs {self._config()}")
             completion, key = written
+            if slips.get(family, 0.0) > 0 and slip_rng.random() < slips[family]:
+                completion = self._slip(problem.task, completion, slip_rng)
             out.append(Demonstration(problem.prompt, completion, key, family, problem.id))
             if progress is not None:
                 progress(len(out))
         return out
+
+    def _check_slip_rates(self, rates: Mapping[str, float] | None) -> dict[str, float]:
+        rates = dict(rates or {})
+        unknown = sorted(set(rates) - set(self.default_strategy_weights))
+        if unknown:
+            raise ValueError(f"unknown strategy families {unknown} in slip_rates for {type(self).__name__}")
+        bad = {k: v for k, v in rates.items() if not (is_number(v) and 0 <= v < 1)}
+        if bad:
+            raise ValueError(f"slip rates must be in [0, 1), got {bad}")
+        return {k: float(v) for k, v in rates.items()}
+
+    def _slip(self, task: dict[str, Any], completion: str, rng: np.random.Generator) -> str:
+        """``completion`` (a correct worked solution of ``task``) with an arithmetic slip: same strategy, wrong
+        answer. Domains that support ``slip_rates`` override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not write slipped demonstrations")
 
     def _check_weights(self, weights: Mapping[str, float] | None) -> tuple[list[str], np.ndarray]:
         weights = dict(self.default_strategy_weights if weights is None else weights)
