@@ -220,6 +220,33 @@ def test_demonstrations_score_one_with_their_labels_and_follow_the_mix():
         assert len(d.completion) < 120
 
 
+def test_slipped_demonstrations_keep_problem_and_label_but_answer_wrong():
+    """slip_rates: a share of a family's demonstrations ends in an off-by-one slip of the last step and the answer
+    (same x, so the same label, reward 0); other families and every problem / family draw are as without slips."""
+    env = PolynomialEnv(max_coefficient=3)
+    weights = {"x=0": 0.5, "x=3": 0.25, "x=-5": 0.25}
+    clean = env.demonstrations(1200, strategy_weights=weights, seed=7)
+    slipped = env.demonstrations(1200, strategy_weights=weights, seed=7, slip_rates={"x=3": 0.3, "x=-5": 0.0})
+    assert slipped == env.demonstrations(1200, strategy_weights=weights, seed=7, slip_rates={"x=3": 0.3})
+    assert [(d.prompt, d.family, d.strategy_key) for d in clean] == [(d.prompt, d.family, d.strategy_key)
+                                                                       for d in slipped]
+    changed = [(c, s) for c, s in zip(clean, slipped) if c.completion != s.completion]
+    assert {s.family for _, s in changed} == {"x=3"}
+    n3 = sum(d.family == "x=3" for d in clean)
+    assert abs(len(changed) - 0.3 * n3) < 5 * (n3 * 0.3 * 0.7) ** 0.5, (len(changed), n3)
+    for c, s in changed:
+        env.reset(options={"index": int(s.problem_id.rsplit("/", 1)[1])})
+        _, _, _, _, out = env.step([c.completion, s.completion])
+        assert out["rewards"] == [1.0, 0.0] and out["strategies"][0] == out["strategies"][1] != DEGENERATE  # one label
+        head_c, head_s = c.completion.rsplit(" = ", 1)[0], s.completion.rsplit(" = ", 1)[0]
+        assert head_c == head_s  # every step but the last result is the clean one
+        assert abs(out["details"][1]["y"] - out["details"][0]["y"]) == 1
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        env.demonstrations(5, slip_rates={"x=3": 1.0})
+    with pytest.raises(ValueError, match="unknown strategy families"):
+        env.demonstrations(5, slip_rates={"x=12": 0.1})
+
+
 def test_default_mix_is_skewed_and_bad_weights_are_rejected():
     env = PolynomialEnv()
     counts = Counter(d.family for d in env.demonstrations(1000, seed=0))

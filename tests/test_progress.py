@@ -38,6 +38,22 @@ def test_write_demonstrations_is_one_stage_over_both_parts(reports):
     assert done[0] == 0 and done[-1] == 7 and done == sorted(done) and set(done) == set(range(8))
 
 
+def test_write_demonstrations_passes_slip_rates_to_both_parts(reports):
+    """A warm start's slip_rates reach both phases' demonstrations; domains without slips refuse them."""
+    from polyenv.domains.multiplication import MultiplicationEnv
+
+    env = PolynomialEnv(split="train")
+    weights = {"x=1": 1.0, "x=0": 1.0}
+    rates = {"x=1": 0.5}
+    balanced, weighted = write_demonstrations(env, [(40, weights, 1), (40, weights, 0)], slip_rates=rates)
+    assert balanced == env.demonstrations(40, strategy_weights=weights, seed=1, slip_rates=rates)
+    assert weighted == env.demonstrations(40, strategy_weights=weights, seed=0, slip_rates=rates)
+    assert balanced != env.demonstrations(40, strategy_weights=weights, seed=1)
+    assert weighted != env.demonstrations(40, strategy_weights=weights, seed=0)
+    with pytest.raises(NotImplementedError, match="slipped"):
+        MultiplicationEnv(split="train").demonstrations(200, slip_rates={"p-add": 0.9})
+
+
 def test_math_demonstrations_report_progress_too():
     from polyenv.domains.math import MathEnv
 

@@ -127,6 +127,9 @@ def test_balanced_weights_default_to_equal_and_follow_the_config():
         balanced_weights_for(WarmstartConfig(balanced_weights={"x=0": 0, "x=1": 0, "x=5": 0}), weights)
     with pytest.raises(ValueError, match="balanced_weights.*-1"):
         WarmstartConfig(balanced_weights={"x=0": -1.0})
+    with pytest.raises(ValueError, match="slip_rates.*1.5"):
+        WarmstartConfig(slip_rates={"x=1": 1.5})
+    assert WarmstartConfig().slip_rates is None  # default: no slips, demonstrations as before
 
 
 def test_balanced_phase_draws_its_families_by_balanced_weights(tmp_path):
