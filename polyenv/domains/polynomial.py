@@ -25,6 +25,10 @@ small coefficient (what a small model can learn to execute for every x)::
 
     x = 3: 2*3 = 6, 6 - 3 = 3, 3*3 = 9, 9 + 1 = 10. Answer: (3, 10)
     x = 0: y = 1. Answer: (0, 1)
+
+With ``slip_rates`` (family -> chance), a share of a family's demonstrations ends in a slip: the last step's result
+and the answer off by one (``9 + 1 = 11. Answer: (3, 11)``), same x, so same label and reward 0. A base that imitates
+them executes those x less reliably than the others, by design.
 """
 
 from __future__ import annotations
