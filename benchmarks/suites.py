@@ -543,7 +543,7 @@ POLYNOMIAL_LONG = Suite(
 # of the time), so they stay pinned to it.
 _POLYNOMIAL_V2_40 = _synthetic(dataclasses.replace(POLYNOMIAL, warmstart=POLYNOMIAL_BASE_V2), 40, 12, 96)
 
-# Ablation on the same base and evaluation as synthetic-cpu's Polynomial: Poly-EPO with diversity counted over
+# Ablation on the second base with synthetic-cpu's Polynomial budget and evaluation: Poly-EPO with diversity counted over
 # correct generations only (an incorrect generation never earns diversity credit: no optimistic exploration).
 ABLATIONS = (
     Suite(name="ablation-polychromic-correct",
@@ -553,7 +553,7 @@ ABLATIONS = (
           train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
-# GRPO+DIV matches Poly-EPO at lambda 0.5 on this base: how does it depend on lambda? (one seed each)
+# GRPO+DIV matched Poly-EPO at lambda 0.5 on the second base: how does it depend on lambda? (one seed each)
 LAMBDA_SWEEP = tuple(
     Suite(name=f"ablation-grpo-div-lambda{lam}",
           description=f"Polynomial, GRPO+DIV with diversity bonus lambda = {lam} (synthetic-cpu uses 0.5), one seed",
