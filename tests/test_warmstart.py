@@ -24,7 +24,8 @@ from agents.warmstart import (
 from polyenv.models import format_prompt
 
 POLY = "PolySet-Polynomial-v0"
-COMPETENCE_FLOOR = 0.9  # measured on the suite base: 0.97 (x = -4, 4) to 1.00, 30 problems x 4 samples per x
+COMPETENCE_FLOOR = 0.85  # measured on the suite base: 0.90-0.98 for x != 0 (4% slipped demonstrations by design),
+#                          x = 0 1.00; 30 problems x 4 samples per x (about +-0.025), so the floor leaves room
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +204,9 @@ def test_tiny_warmstart_end_to_end_then_sft_of_the_saved_model(tmp_path):
 
 @pytest.mark.slow
 def test_suite_polynomial_base_is_competent_but_biased(tmp_path):
-    """The synthetic suites' Polynomial warm start (~40 CPU-minutes): every x in -5..5 executed when forced, x = 0
-    still the favourite. Thresholds sit below the measured values written in results/synthetic-cpu/README.md."""
+    """The synthetic suites' Polynomial warm start (~30 CPU-minutes): every x in -5..5 executed when forced, x = 0
+    the favourite and the most reliable. Thresholds sit below the measured values written in
+    results/synthetic-cpu/README.md."""
     from benchmarks.suites import POLYNOMIAL
 
     cfg = {**POLYNOMIAL.warmstart, "env_id": POLYNOMIAL.env_id, "env_kwargs": POLYNOMIAL.env_kwargs}
@@ -213,6 +215,7 @@ def test_suite_polynomial_base_is_competent_but_biased(tmp_path):
     competence = {f: row["accuracy"] for f, row in meta["competence"]["families"].items()}
     assert set(competence) == {f"x={x}" for x in range(-5, 6)}
     assert min(competence.values()) >= COMPETENCE_FLOOR, competence
+    assert competence["x=0"] >= 0.99 and competence["x=0"] > sum(competence.values()) / len(competence), competence
     prior = meta["prior"]
     assert prior["x=0"] >= 0.6 and max(v for f, v in prior.items() if f != "x=0") <= 0.08, prior
 
