@@ -192,7 +192,6 @@ class PolynomialEnv(SyntheticEnv):
         x = self.family_x(family, rng)
         return f"x = {x}: {worked_value(task['a'], task['b'], task['c'], x)}. Answer: ({x}, {_y(task, x)})", f"x={x}"
 
-
     def _slip(self, task: dict[str, Any], completion: str, rng: np.random.Generator) -> str:
         """The last step's result and the answer off by one (``9 + 1 = 11. Answer: (3, 11)``): an arithmetic slip
         at the same x, so the label (x) is unchanged and the answer wrong."""
