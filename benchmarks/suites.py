@@ -270,13 +270,12 @@ MULTIPLICATION = EnvSpec(
 # goal first, one binary operation per line ("17 = 5 + 12, 12 = 4 * 3. Answer: 5+4*3"): the first line's operator is
 # the family, so forcing that line measures competence. 24,000 balanced then 6,000 skewed demonstrations (add 0.91,
 # the others 0.03 each), cycled for 2,000 steps of 64 (1,600 balanced, 400 skewed); competence curve every 200 steps.
-# NOT competent as measured: the build was stopped at step 800 of 2,000 (balanced phase; the shared CPU gave it a third
-# to a half of a core). Forced competence of the step-800 checkpoint (20 problems x 4 samples, div 13): add 0.17,
-# mul 0.16, sub 0.15, div 0.02; the build's own check at step 800 (8 x 4) read 0.28 / 0.31 / 0.16 / 0.03; still
-# rising (results/synthetic-cpu). Its failures are planning, not arithmetic or format: a goal-first line commits to a
-# sub-goal that the other numbers must reach, and even with that line forced the model must search 3 numbers for it;
-# it splits values it cannot build, invents numbers or reuses one. The committed Countdown RL rows are the previous
-# 400-step base's.
+# NOT competent as measured (results/synthetic-cpu; the build was stopped at step 800 and resumed, ~50 CPU-minutes for
+# a clean build on one core): forced competence add 0.59, mul 0.44, sub 0.44, div 0.46 (20 problems x 4 samples, div
+# 13), still rising ~0.1 per 400 steps (step 800: 0.17 / 0.16 / 0.15 / 0.02); prior add 0.875, mul 0.013, sub 0.087,
+# div 0.025. Its failures are planning, not arithmetic or format: a goal-first line commits to a sub-goal that the
+# other numbers must reach, and even with that line forced the model must search 3 numbers for it; it splits values
+# it cannot build, invents numbers or reuses one. The committed Countdown RL rows are the previous 400-step base's.
 COUNTDOWN = EnvSpec(
     "PolySet-Countdown-v0",
     env_kwargs={"num_numbers": 4, "max_value": 12, "min_target": 5, "max_target": 50, "min_solutions": 3,
