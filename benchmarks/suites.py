@@ -234,8 +234,8 @@ POLYNOMIAL_BASE_V2: dict[str, Any] = {
 # the tiny model goes from not competent to flawless within ~200 steps. So the unreliability is put in the
 # demonstrations, as a pretrained model is less practised at the strategies it rarely uses: a demonstration of any
 # x != 0 ends in an arithmetic slip (last step and answer off by one; same x, so same label) with chance 0.04, in
-# both phases; x = 0 never slips. The 1,125-step schedule of that measurement (V2's weights, 56,000 balanced then
-# 16,000 skewed demonstrations), so execution is ~1.0 and competence ~0.96 for x != 0 by design. Measured
+# both phases; x = 0 never slips. It keeps the 1,125-step schedule of that measurement (V2's weights, 56,000 balanced
+# then 16,000 skewed demonstrations): execution ~1.0, so competence ~0.96 for x != 0 by design. Measured
 # (results/synthetic-cpu): 1,686 CPU-s of training (28 CPU-minutes; 32 minutes wall on the 2 shared cores);
 # competence 0.90-0.98 for x != 0 (mean 0.94; 30 problems x 4 samples), x = 0 1.00; prior x = 0 0.81, others <= 0.036.
 POLYNOMIAL_BASE: dict[str, Any] = {**POLYNOMIAL_BASE_V2, "balanced_demos": 56000,
