@@ -534,6 +534,33 @@ def format_report(report: dict[str, Any]) -> str:
 
 # ---- the stage -------------------------------------------------------------------------------------------------
 
+# Knobs that the checkpoints do not depend on: where things go, threads, and the curve (it only adds measurements).
+_NOT_IN_SIGNATURE = ("num_threads", "output_dir", "curve_steps", "curve_problems")
+
+
+def _signature_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The knobs that set a checkpoint, less those at their default: an option added later (at its default) leaves
+    the signature of older checkpoints unchanged."""
+    defaults = json.loads(json.dumps(asdict(WarmstartConfig()), default=str))
+    values = json.loads(json.dumps(values, default=str))
+    return {k: v for k, v in values.items() if k not in _NOT_IN_SIGNATURE and not (k in defaults and v == defaults[k])}
+
+
+def checkpoint_signature(cfg: WarmstartConfig) -> str:
+    """What a warm start's checkpoints depend on, as the JSON written next to them (``<base>.partial/config.json``)."""
+    return json.dumps(_signature_fields(asdict(cfg)), sort_keys=True)
+
+
+def same_checkpoint_config(stored: str, cfg: WarmstartConfig) -> bool:
+    """Whether checkpoints written under the signature ``stored`` can be resumed by ``cfg``. Signatures written before
+    an option existed (without its key) or with every knob spelled out (defaults included) still match."""
+    try:
+        values = json.loads(stored)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(values, dict) and _signature_fields(values) == _signature_fields(asdict(cfg))
+
+
 def warmstart(config: WarmstartConfig) -> Path:
     """Run one warm start (demonstrations -> training -> evaluation) and return the saved model directory."""
     import torch
@@ -571,11 +598,8 @@ def warmstart(config: WarmstartConfig) -> Path:
     out = cfg.resolved_output_dir()
     scratch = out.parent / (out.name + ".partial")  # checkpoints: a rerun of the same config resumes from them
     scratch.mkdir(parents=True, exist_ok=True)
-    # what the checkpoints depend on (the curve's knobs only add measurements, so they may change on a resume)
-    signature = json.dumps({k: v for k, v in asdict(cfg).items()
-                            if k not in ("num_threads", "output_dir", "curve_steps", "curve_problems")},
-                           sort_keys=True, default=str)
-    if (scratch / "config.json").is_file() and (scratch / "config.json").read_text() != signature:
+    signature = checkpoint_signature(cfg)
+    if (scratch / "config.json").is_file() and not same_checkpoint_config((scratch / "config.json").read_text(), cfg):
         shutil.rmtree(scratch)  # checkpoints of another config: start over
         scratch.mkdir(parents=True)
     (scratch / "config.json").write_text(signature)

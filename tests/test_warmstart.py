@@ -16,8 +16,10 @@ from agents.warmstart import (
     Example,
     WarmstartConfig,
     balanced_weights_for,
+    checkpoint_signature,
     encode_demonstrations,
     make_env,
+    same_checkpoint_config,
     training_order,
     warmstart,
 )
@@ -300,3 +302,26 @@ def test_read_curve_keeps_the_last_row_of_a_step(tmp_path):
     assert curve_csv(curve).splitlines() == ["step,phase,a,b,samples_per_family", "2,balanced,0.500,,4",
                                              "4,balanced,0.200,0.300,4"]
     assert read_curve(tmp_path / "missing.jsonl") == []
+
+
+def test_checkpoint_signature_survives_new_options_but_not_changed_knobs():
+    """A build's checkpoints resume across an added option (still at its default), not across a changed knob."""
+    from dataclasses import asdict
+
+    cfg = WarmstartConfig(env_id=POLY, batch_size=32, balanced_demos=500, max_steps=40)
+    full = {k: v for k, v in asdict(cfg).items() if k not in ("num_threads", "output_dir")}
+    older = {k: v for k, v in full.items() if k not in ("slip_rates", "balanced_weights")}  # written before they existed
+    assert same_checkpoint_config(json.dumps(full, default=str), cfg)
+    assert same_checkpoint_config(json.dumps(older, default=str), cfg)
+    assert same_checkpoint_config(checkpoint_signature(cfg), cfg)
+    # the curve only adds measurements: it may change on a resume
+    assert same_checkpoint_config(checkpoint_signature(cfg), WarmstartConfig(env_id=POLY, batch_size=32,
+                                                                             balanced_demos=500, max_steps=40,
+                                                                             curve_steps=10))
+    assert not same_checkpoint_config(json.dumps({**older, "batch_size": 64}, default=str), cfg)
+    assert not same_checkpoint_config(json.dumps(older, default=str),
+                                      WarmstartConfig(env_id=POLY, batch_size=32, balanced_demos=500, max_steps=40,
+                                                      slip_rates={"x=1": 0.1}))
+    assert not same_checkpoint_config(checkpoint_signature(cfg), WarmstartConfig(env_id=POLY, batch_size=32,
+                                                                                 balanced_demos=500, max_steps=80))
+    assert not same_checkpoint_config("not json", cfg) and not same_checkpoint_config("[]", cfg)
