@@ -158,6 +158,28 @@ def resolve_run_dir(config: TrainConfig, accelerator: Any) -> Path:
 
 
 # ---- the run directory --------------------------------------------------------------------------------------------
+def config_differences(saved: TrainConfig, current: TrainConfig) -> list[str]:
+    """The settings a run cannot change on a resume (all but ``RESUMABLE_CHANGES``) where ``current`` differs from
+    ``saved``, as ``"key: saved X, now Y"``. A model given as a local folder counts by its name, so a runs folder
+    that was moved or copied still matches."""
+    def norm(key: str, value: Any) -> Any:
+        value = json.loads(json.dumps(value, default=repr))
+        return Path(value).name if key == "model" and isinstance(value, str) and os.sep in value else value
+
+    old, new = saved.to_dict(), current.to_dict()
+    return [f"{k}: saved {old.get(k)!r}, now {new[k]!r}" for k in sorted(new)
+            if k not in RESUMABLE_CHANGES and norm(k, new[k]) != norm(k, old.get(k))]
+
+
+def finished_run_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """``config_differences`` between a run folder's saved ``config.json`` and the TrainConfig kwargs ``config``
+    ([] when nothing is saved): a finished run whose settings are not the ones asked for must not count as done."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return []
+    return config_differences(TrainConfig.from_dict(json.loads(path.read_text())), TrainConfig.from_dict(config))
+
+
 class RunDir:
     """One run's directory. Collective methods (every process calls them) are marked; the others run on the main
     process only."""
@@ -182,12 +204,10 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         config_path = self.path / "config.json"
         if cfg.resume and config_path.is_file():
-            saved = TrainConfig.from_dict(json.loads(config_path.read_text())).to_dict()
-            current = cfg.to_dict()
-            diff = sorted(k for k in current if k not in RESUMABLE_CHANGES and current[k] != saved.get(k))
+            diff = config_differences(TrainConfig.from_dict(json.loads(config_path.read_text())), cfg)
             if diff:
                 raise ValueError("cannot resume: these settings differ from the saved run's config.json: "
-                                 + ", ".join(f"{k}: saved {saved.get(k)!r}, now {current[k]!r}" for k in diff))
+                                 + ", ".join(diff))
         if checkpoint is None and self.metrics_path.exists() and not cfg.resume:
             raise ValueError(f"run directory {self.path} already has metrics: pass resume=True to continue it, "
                              "or choose another run_name")

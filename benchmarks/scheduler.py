@@ -86,6 +86,13 @@ def plan(suite: Suite, layout: Layout, *, prior_lookup: Callable[[EnvSpec], Any]
                 steps = train_steps(kw)
                 state = ("done" if training_complete(run_dir, steps)
                          else "resume" if run_dir.exists() else "todo")
+                if state == "done":  # a partial run is checked by the trainer when it resumes
+                    from agents.run_dir import finished_run_differences
+
+                    stale = finished_run_differences(run_dir, kw)
+                    if stale:
+                        raise ValueError(f"{run_dir} finished with other settings than suite {suite.name!r} asks "
+                                         f"for ({'; '.join(stale)}): move it away or use another --runs folder")
                 payload = {"config": kw, "run_dir": str(run_dir)}
                 if suite.engine != "ours":  # GPU engines: the launch commands, run in a subprocess by execute()
                     from polyenv.integrations.engines import run_commands

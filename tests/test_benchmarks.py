@@ -268,6 +268,29 @@ def _steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_a_finished_run_with_other_settings_is_refused_not_reused(tmp_path):
+    """A finished run counts as done only if it was trained with the settings the suite asks for (a moved runs
+    folder still matches); otherwise planning fails before any compute, naming the run and the setting."""
+    from agents.config import TrainConfig
+
+    suite, layout = _tiny_suite(num_steps=3), Layout("tiny", tmp_path / "runs")
+    job = next(j for j in plan(suite, layout) if j.key == "Polynomial/grpo/s0")
+    run_dir, config = Path(job.payload["run_dir"]), dict(job.payload["config"])
+    run_dir.mkdir(parents=True)
+    (run_dir / "DONE").write_text(json.dumps({"step": 3}))
+
+    def saved(**changes):
+        (run_dir / "config.json").write_text(TrainConfig.from_dict({**config, **changes}).to_json())
+        return {j.key: j.state for j in plan(suite, layout)}["Polynomial/grpo/s0"]
+
+    assert saved() == "done"
+    assert saved(model=str(Path("/elsewhere/bases") / Path(config["model"]).name), num_threads=2) == "done"
+    with pytest.raises(ValueError, match=r"grpo__s0 finished with other settings.*learning_rate"):
+        saved(learning_rate=0.5)
+    with pytest.raises(ValueError, match=r"model: saved .*other_base"):
+        saved(model=str(Path(config["model"]).parent / "other_base"))
+
+
 def test_runner_skips_finished_work_and_resumes_interrupted_runs(tmp_path, monkeypatch):
     import agents.trainer as trainer_module
     from benchmarks.run import run_suite
