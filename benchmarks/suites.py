@@ -298,9 +298,7 @@ COUNTDOWN_3 = EnvSpec(
     "PolySet-Countdown-v0",
     env_kwargs={"num_numbers": 3, "max_value": 20, "min_target": 5, "max_target": 50, "min_solutions": 2,
                 "num_test_problems": 100},
-    warmstart={**_TINY_BASE, "balanced_demos": 24000, "num_demos": 6000, "max_steps": 1500,
-               "strategy_weights": {"add": 0.91, "mul": 0.03, "sub": 0.03, "div": 0.03},
-               "eval_samples": 16, "competence_problems": 20, "curve_steps": 100},
+    warmstart={**COUNTDOWN.warmstart, "max_steps": 1500, "eval_samples": 16, "curve_steps": 100},
     train={"max_completion_length": 64},  # worked solutions of 3 numbers are <= ~46 characters
 )
 
