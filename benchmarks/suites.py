@@ -301,6 +301,18 @@ COUNTDOWN_3 = EnvSpec(
     warmstart={**COUNTDOWN.warmstart, "max_steps": 1500, "eval_samples": 16, "curve_steps": 100},
     train={"max_completion_length": 64},  # worked solutions of 3 numbers are <= ~46 characters
 )
+# The next variant: COUNTDOWN_3's 3 numbers from 1..20 with two levers aimed at its failures. Its worked lines do the
+# bookkeeping explicitly (``bookkeeping``: "27 = 13 + 14 [need 14 from 10 4], 14 = 10 + 4 [done]"), so after the
+# forced opening (the first equation alone) the model copies what is left instead of tracking it; and every problem has
+# a sum (``require_family="add"``), so the favourite family is available everywhere and the unforced prior can be
+# skewed: 471 number sets, 712 set-target problems (>= 2 solutions); 100 sets held out (add 100, sub 69, mul 25, div
+# 10 of them have a solution of the family), 371 to train on. Same tiny model and recipe as COUNTDOWN_3.
+COUNTDOWN_3_SUM = EnvSpec(
+    "PolySet-Countdown-v0",
+    env_kwargs={**COUNTDOWN_3.env_kwargs, "bookkeeping": True, "require_family": "add"},
+    warmstart={**COUNTDOWN_3.warmstart, "competence_samples": 8},
+    train={"max_completion_length": 96},  # bookkept solutions of 3 numbers are <= ~75 characters
+)
 
 # CPU RL settings shared by the synthetic suites: N = 8, n = 4 and B = 8 prompts per step as in the paper's ratio;
 # lr is the tiny model's, not the paper's 1e-6 for a 4 B model. Step times measured here with 1 torch thread: ~6 s
@@ -374,6 +386,20 @@ COUNTDOWN_3_SUITE = Suite(
     description="Countdown with 3 numbers from 1..20 (a narrower variant; its base is not competent as "
                 "measured); GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds",
     envs=(_synthetic(COUNTDOWN_3, 20, 8, 64),),
+    agents=AGENTS,
+    seeds=(0, 1, 2),
+    model="tiny",
+    train={**_CPU_TRAIN, "callback_steps": 10},
+    agent_train=_AGENT_TRAIN,
+    eval_defaults=dict(_SYNTHETIC_EVAL),
+)
+
+# Countdown on COUNTDOWN_3_SUM with synthetic-cpu's RL settings.
+COUNTDOWN_3_SUM_SUITE = Suite(
+    name="countdown-3-sum",
+    description="Countdown with 3 numbers from 1..20, every problem with a sum, bookkept worked lines; GRPO vs "
+                "GRPO+DIV vs Poly-EPO; 3 seeds",
+    envs=(_synthetic(COUNTDOWN_3_SUM, 20, 8, 96),),
     agents=AGENTS,
     seeds=(0, 1, 2),
     model="tiny",
@@ -562,7 +588,7 @@ LAMBDA_SWEEP = tuple(
           train=dict(SYNTHETIC_CPU.train), agent_train={"grpo_div": {"diversity_lambda": lam}}, eval_base=False)
     for lam in (0.05, 0.2))
 
-SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, COUNTDOWN_3_SUITE, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
+SUITES: dict[str, Suite] = {s.name: s for s in (DEMO, SYNTHETIC_CPU, COUNTDOWN_3_SUITE, COUNTDOWN_3_SUM_SUITE, POLYNOMIAL_LONG, SYNTHETIC_SMOL, MATH_GPU, MATH_CPU,
                                                  MATH_CPU_EMBEDDING, *ABLATIONS, *LAMBDA_SWEEP)}
 
 

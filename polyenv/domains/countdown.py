@@ -38,6 +38,21 @@ terms and divisors are taken off at the root, so the first line's operator is th
 / div). ``strategy_prefix(task, family, rng)`` is that first line for a random solution of the family (the opening a
 competence report forces; the model writes the rest); a task with no solution of that family raises ValueError
 (``single`` never has one). The label is still read from the answer expression alone.
+
+Two options (defaults keep the behaviour above):
+
+- ``bookkeeping=True``: every worked line ends with what is still to do, so the model copies instead of tracking:
+  ``[need V.. from N..]`` lists the values not yet split (in the order the next lines split them) and the given
+  numbers not yet used (in the prompt's order), ``[done]`` once nothing is left to split::
+
+      27 = 13 + 14 [need 14 from 10 4], 14 = 10 + 4 [done]. Answer: 13+10+4
+      24 = 20 + 4 [done]. Answer: 20+4                                   (7 is given but unused)
+
+  ``strategy_prefix`` is still the first line's equation alone (``27 = 13 + 14``): a forced opening leaves the
+  bookkeeping to the model. Scoring is unchanged (only the answer expression is read).
+- ``require_family="add"`` (or another family): only targets with a solution of that family (no padding, no step by
+  1) are drawn, among the ``min_solutions`` or more, so a favourite family is available on every problem and an
+  unforced prior can lean on it everywhere.
 """
 
 from __future__ import annotations
@@ -300,6 +315,9 @@ class CountdownEnv(SyntheticEnv):
         min_solutions: the least number of distinct solutions (strategies, not counting steps by 1) of every
             problem. With 4 numbers from 1..20, 35% of draws have a target in 10..100 with 6 or more (about 1,700
             number sets qualify); with 5 numbers nearly every draw has targets with 15 or more.
+        bookkeeping: worked demonstrations end each line with ``[need .. from ..]`` / ``[done]`` (module docstring).
+        require_family: only targets with a solution of this family (``add``, ``sub``, ``mul`` or ``div``); ``None``
+            = any target.
         num_test_problems: size of the fixed held-out test split (the train split is unbounded).
         num_test_problems and the SetEnv keywords (set_size, objective, judge...): see ``SyntheticEnv``, ``SetEnv``.
     """
@@ -317,6 +335,8 @@ class CountdownEnv(SyntheticEnv):
         min_target: int = 10,
         max_target: int = 100,
         min_solutions: int = 6,
+        bookkeeping: bool = False,
+        require_family: str | None = None,
         **kwargs: Any,
     ) -> None:
         knobs = {"num_numbers": num_numbers, "min_value": min_value, "max_value": max_value,
@@ -331,14 +351,20 @@ class CountdownEnv(SyntheticEnv):
             raise ValueError(f"need 1 <= min_target <= max_target, got min_target={min_target}, "
                              f"max_target={max_target}")
         check_int("min_solutions", min_solutions, low=1)
+        if not isinstance(bookkeeping, bool):
+            raise ValueError(f"bookkeeping must be True or False, got {bookkeeping!r}")
+        if require_family is not None and require_family not in ("add", "sub", "mul", "div"):
+            raise ValueError(f"require_family must be None or one of add, sub, mul, div, got {require_family!r}")
+        self.bookkeeping, self.require_family = bookkeeping, require_family
         self.num_numbers, self.min_value, self.max_value = int(num_numbers), int(min_value), int(max_value)
         self.min_target, self.max_target, self.min_solutions = int(min_target), int(max_target), int(min_solutions)
         super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
 
     # ---- problems -----------------------------------------------------------------------------------------------
     def _config(self) -> tuple:
-        return (self.num_numbers, self.min_value, self.max_value, self.min_target, self.max_target,
-                self.min_solutions)
+        knobs = (self.num_numbers, self.min_value, self.max_value, self.min_target, self.max_target,
+                 self.min_solutions)
+        return knobs if self.require_family is None else (*knobs, self.require_family)  # bookkeeping: same problems
 
     def _draw(self, rng: np.random.Generator) -> tuple[int, ...]:
         picks = rng.choice(self.max_value - self.min_value + 1, size=self.num_numbers, replace=False)
@@ -357,6 +383,9 @@ class CountdownEnv(SyntheticEnv):
             if e.essential and raw.get(e.value, 0) >= self.min_solutions:  # raw count bounds the distinct count
                 by_target[e.value].add(canonical_of(entries, i, draw, memo).text)
         candidates = sorted(v for v, texts in by_target.items() if len(texts) >= self.min_solutions)
+        if self.require_family is not None:
+            candidates = [v for v in candidates
+                          if family_solutions({"numbers": draw, "target": v}, self.require_family)]
         if not candidates:
             return None
         t = candidates[int(rng.integers(0, len(candidates)))]
@@ -427,7 +456,7 @@ class CountdownEnv(SyntheticEnv):
         if not found:
             return None
         form = found[int(rng.integers(0, len(found)))]
-        lines, answer = top_down(form)
+        lines, answer = top_down(form, task["numbers"] if self.bookkeeping else None)
         return f"{', '.join(lines)}. Answer: {answer}", form.text
 
     def strategy_prefix(self, task: dict[str, Any], family: str, rng: np.random.Generator) -> str:
@@ -539,7 +568,7 @@ def _tree_text(node: _Step, parent: str | None = None, side: str = "left") -> st
     return text
 
 
-def top_down(form: Canon) -> tuple[list[str], str]:
+def top_down(form: Canon, numbers: tuple[int, ...] | None = None) -> tuple[list[str], str]:
     """The worked solution of a canonical solution, goal first, one binary operation per line, and its answer
     expression::
 
@@ -548,14 +577,33 @@ def top_down(form: Canon) -> tuple[list[str], str]:
 
     The first line splits the target, so its operator is the family's (+ add, - sub, * mul, / div); each later line
     splits the first value not yet split (depth first, left before right) into two numbers or values. The answer has
-    the canonical form's label (it is the same expression up to order and brackets)."""
+    the canonical form's label (it is the same expression up to order and brackets).
+
+    With the given ``numbers`` each line ends with its bookkeeping (``bookkeeping=True``): the values still to split
+    and the numbers not yet used, or ``[done]``::
+
+        top_down(canonical(parse("3*4+5")), (3, 4, 5, 11))
+            == (["17 = 5 + 12 [need 12 from 3 4 11]", "12 = 3 * 4 [done]"], "5+3*4")
+    """
     root = _tree(form)
     lines: list[str] = []
+    pending: list[_Step] = [root]  # values still to split, the next one first (depth first, left before right)
+    unused = list(numbers) if numbers is not None else []
 
     def walk(node: _Step) -> None:
         if node.op is None:
             return
-        lines.append(f"{node.value} = {node.left.value} {node.op} {node.right.value}")
+        line = f"{node.value} = {node.left.value} {node.op} {node.right.value}"
+        if numbers is not None:
+            pending.remove(node)
+            for child in (node.right, node.left):
+                if child.op is None:
+                    unused.remove(child.value)
+                else:
+                    pending.insert(0, child)
+            line += (f" [need {' '.join(str(n.value) for n in pending)} from {' '.join(map(str, unused))}]"
+                     if pending else " [done]")
+        lines.append(line)
         walk(node.left)
         walk(node.right)
 
