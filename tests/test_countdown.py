@@ -1,5 +1,6 @@
 """PolySet-Countdown-v0: solutions found by an independent brute force, AC-canonical labels, rules, traps, demos."""
 
+import itertools
 import random
 import re
 import time
@@ -359,3 +360,120 @@ def test_three_number_variant_leaves_one_operation_after_the_forced_line():
             assert env.strategy_prefix(task, family, rng) in {top_down(f)[0][0] for f in found}
     assert set(lines_after) == {0, 1}, lines_after  # both shapes occur: the whole answer forced, or one step left
     assert min(per_family.values()) >= 10 and set(per_family) == set(FAMILY_OPERATOR), per_family
+
+
+def _bookkept(line, numbers, pending_before, unused_before):
+    """Checks one bookkept line against an independent replay: returns the pending values and unused numbers after."""
+    m = re.fullmatch(r"(\d+) = (\d+) ([-+*/]) (\d+) \[(?:need ([\d ]+) from ([\d ]*)|done)\]", line)
+    assert m, line
+    value, left, right = int(m.group(1)), int(m.group(2)), int(m.group(4))
+    assert pending_before and pending_before[0] == value, (line, pending_before)
+    declared = (None if m.group(5) is None else
+                ([int(v) for v in m.group(5).split()], [int(v) for v in m.group(6).split()]))
+    replays = []
+    for given in itertools.product((True, False), repeat=2):  # an operand equal to a given number may be built
+        pending, unused, ok = list(pending_before[1:]), list(unused_before), True
+        built = []
+        for operand, is_given in zip((left, right), given):
+            if is_given:
+                ok = ok and operand in unused
+                if ok:
+                    unused.remove(operand)
+            else:
+                built.append(operand)
+        if ok:
+            replays.append((built + pending, unused))
+    if declared is None:
+        matches = [r for r in replays if not r[0]]
+    else:
+        matches = [r for r in replays if r == declared]
+    assert matches, (line, replays)
+    return matches[0]
+
+
+def test_bookkept_demonstrations_list_what_is_left_and_still_score_one():
+    """``bookkeeping=True``: each worked line ends with ``[need V.. from N..]`` (values still to split, given numbers
+    not yet used, in the prompt's order) or ``[done]``; the completion still scores 1 with its label, and the default
+    format is unchanged."""
+    from polyenv.domains.countdown import canonical, parse, top_down
+
+    assert top_down(canonical(parse("13+10+4")), (13, 10, 4)) == (
+        ["27 = 13 + 14 [need 14 from 10 4]", "14 = 10 + 4 [done]"], "13+10+4")
+    assert top_down(canonical(parse("20+4")), (20, 7, 4)) == (["24 = 20 + 4 [done]"], "20+4")
+    assert top_down(canonical(parse("13+10+4"))) == (["27 = 13 + 14", "14 = 10 + 4"], "13+10+4")
+    kwargs = {"num_numbers": 3, "max_value": 20, "min_target": 5, "max_target": 50, "min_solutions": 2}
+    plain = CountdownEnv(**kwargs).demonstrations(40, {"add": 1, "sub": 1, "mul": 1, "div": 1}, seed=3)
+    assert not any("[" in d.completion for d in plain)
+    env = CountdownEnv(bookkeeping=True, **kwargs)
+    demos = env.demonstrations(120, {"add": 1, "sub": 1, "mul": 1, "div": 1}, seed=3)
+    assert [d.problem_id for d in demos[:40]] == [d.problem_id for d in plain]  # the same problems and solutions
+    shapes = Counter()
+    for d in demos:
+        numbers, target = task_from_prompt(d.prompt)
+        work, answer = d.completion.split(". Answer: ")
+        lines = work.split(", ")
+        pending, unused = [target], list(numbers)
+        for line in lines:
+            pending, unused = _bookkept(line, numbers, pending, unused)
+        assert not pending and lines[-1].endswith("[done]")
+        shapes[len(lines)] += 1
+        env.reset(options={"index": int(d.problem_id.rsplit("/", 1)[1])})
+        out = env.step([d.completion])[4]
+        assert out["correct"] == [True] and out["strategies"][0] is not DEGENERATE, (d.completion, out["errors"])
+        assert env.strategy_family(out["answers"][0]) == d.family
+    assert set(shapes) == {1, 2}, shapes
+
+
+def test_bookkept_prefix_is_the_first_lines_equation():
+    """The forced opening of a bookkept env is the equation of a demonstration's first line (its bookkeeping is left
+    to the model), for every family a test problem has."""
+    import numpy as np
+
+    from benchmarks.suites import COUNTDOWN_3_SUM
+    from polyenv.domains.countdown import family_solutions, top_down
+
+    env = CountdownEnv(split="test", **COUNTDOWN_3_SUM.env_kwargs)
+    assert env.bookkeeping
+    rng = np.random.default_rng(0)
+    forced = Counter()
+    for i in range(40):
+        task = env.get_problem(i).task
+        for family in FAMILY_OPERATOR:
+            found = family_solutions(task, family)
+            if not found:
+                continue
+            prefix = env.strategy_prefix(task, family, rng)
+            firsts = [top_down(f, task["numbers"])[0][0] for f in found]
+            assert any(first.startswith(prefix + " [") for first in firsts), (prefix, firsts)
+            assert "[" not in prefix
+            forced[family] += 1
+    assert set(forced) == set(FAMILY_OPERATOR), forced
+
+
+def test_require_family_draws_only_problems_with_that_family():
+    """``require_family="add"``: every train and test problem has a sum among its solutions (without it, many do
+    not); the suite's variant keeps every family in its test split for the competence report."""
+    from benchmarks.suites import COUNTDOWN_3_SUM
+    from polyenv.domains.countdown import family_solutions
+
+    kwargs = {k: v for k, v in COUNTDOWN_3_SUM.env_kwargs.items() if k not in ("require_family", "bookkeeping")}
+    assert COUNTDOWN_3_SUM.env_kwargs["require_family"] == "add"
+    env = CountdownEnv(**COUNTDOWN_3_SUM.env_kwargs)
+    free = CountdownEnv(**kwargs)
+    families = Counter()
+    for i in range(env.num_test_problems):
+        task = env.problem_in("test", i).task
+        assert family_solutions(task, "add"), task
+        assert task["num_solutions"] >= 2
+        families.update(f for f in FAMILY_OPERATOR if family_solutions(task, f))
+    for i in range(60):
+        assert family_solutions(env.problem_in("train", i).task, "add")
+    without = sum(not family_solutions(free.problem_in("test", i).task, "add") for i in range(free.num_test_problems))
+    assert without >= 20, without
+    assert families["add"] == 100 and min(families.values()) >= 8, families
+    mul = CountdownEnv(require_family="mul", **kwargs)
+    assert all(family_solutions(mul.problem_in("test", i).task, "mul") for i in range(20))
+    with pytest.raises(ValueError, match="require_family"):
+        CountdownEnv(require_family="single", **kwargs)
+    with pytest.raises(ValueError, match="bookkeeping"):
+        CountdownEnv(bookkeeping="yes", **kwargs)
