@@ -477,3 +477,19 @@ def test_require_family_draws_only_problems_with_that_family():
         CountdownEnv(require_family="single", **kwargs)
     with pytest.raises(ValueError, match="bookkeeping"):
         CountdownEnv(bookkeeping="yes", **kwargs)
+
+
+def test_held_out_false_trains_on_the_whole_space():
+    """``held_out=False``: the train split draws the test split's number sets too (a whole-space variant); by default
+    it never does."""
+    kwargs = {"num_numbers": 3, "max_value": 12, "min_target": 5, "max_target": 50, "min_solutions": 2,
+              "require_family": "add", "num_test_problems": 60}
+    whole, split = CountdownEnv(held_out=False, **kwargs), CountdownEnv(**kwargs)
+    assert whole.test_keys() == split.test_keys()  # the same test problems
+    keys = whole.test_keys()
+    drawn = [tuple(sorted(whole.problem_in("train", i).task["numbers"])) for i in range(400)]
+    assert sum(k in keys for k in drawn) >= 100
+    assert not any(tuple(sorted(split.problem_in("train", i).task["numbers"])) in keys for i in range(400))
+    assert whole.problem_in("test", 3).task == split.problem_in("test", 3).task
+    with pytest.raises(ValueError, match="held_out"):
+        CountdownEnv(held_out=0, **kwargs)

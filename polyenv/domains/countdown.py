@@ -53,6 +53,9 @@ Two options (defaults keep the behaviour above):
 - ``require_family="add"`` (or another family): only targets with a solution of that family (no padding, no step by
   1) are drawn, among the ``min_solutions`` or more, so a favourite family is available on every problem and an
   unforced prior can lean on it everywhere.
+- ``held_out=False``: the train split draws from the whole problem space, test problems' number sets included (the
+  test split is then a fixed sample of problems the model may have trained on, not a held-out one): for a space small
+  enough to learn whole, where what is measured is execution on known problems, not generalisation.
 """
 
 from __future__ import annotations
@@ -67,7 +70,14 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error
+from polyenv.core import UNBOUNDED_INDEX, Problem
+from polyenv.domains.synthetic import (
+    MAX_DRAW_ATTEMPTS,
+    SyntheticEnv,
+    answer_lines,
+    nesting_error,
+    no_answer_error,
+)
 from polyenv.safe_arith import (
     ArithError,
     ArithSyntaxError,
@@ -318,6 +328,7 @@ class CountdownEnv(SyntheticEnv):
         bookkeeping: worked demonstrations end each line with ``[need .. from ..]`` / ``[done]`` (module docstring).
         require_family: only targets with a solution of this family (``add``, ``sub``, ``mul`` or ``div``); ``None``
             = any target.
+        held_out: ``False`` = the train split may draw the test split's number sets (module docstring).
         num_test_problems: size of the fixed held-out test split (the train split is unbounded).
         num_test_problems and the SetEnv keywords (set_size, objective, judge...): see ``SyntheticEnv``, ``SetEnv``.
     """
@@ -337,6 +348,7 @@ class CountdownEnv(SyntheticEnv):
         min_solutions: int = 6,
         bookkeeping: bool = False,
         require_family: str | None = None,
+        held_out: bool = True,
         **kwargs: Any,
     ) -> None:
         knobs = {"num_numbers": num_numbers, "min_value": min_value, "max_value": max_value,
@@ -355,7 +367,9 @@ class CountdownEnv(SyntheticEnv):
             raise ValueError(f"bookkeeping must be True or False, got {bookkeeping!r}")
         if require_family is not None and require_family not in ("add", "sub", "mul", "div"):
             raise ValueError(f"require_family must be None or one of add, sub, mul, div, got {require_family!r}")
-        self.bookkeeping, self.require_family = bookkeeping, require_family
+        if not isinstance(held_out, bool):
+            raise ValueError(f"held_out must be True or False, got {held_out!r}")
+        self.bookkeeping, self.require_family, self.held_out = bookkeeping, require_family, held_out
         self.num_numbers, self.min_value, self.max_value = int(num_numbers), int(min_value), int(max_value)
         self.min_target, self.max_target, self.min_solutions = int(min_target), int(max_target), int(min_solutions)
         super().__init__(**kwargs)  # num_test_problems (SyntheticEnv) and the SetEnv keywords
@@ -390,6 +404,19 @@ class CountdownEnv(SyntheticEnv):
             return None
         t = candidates[int(rng.integers(0, len(candidates)))]
         return {"numbers": draw, "target": int(t), "num_solutions": len(by_target[t])}
+
+    def problem_in(self, split: str, index: int) -> Problem:
+        if self.held_out or split != "train":
+            return super().problem_in(split, index)
+        if not 0 <= index < UNBOUNDED_INDEX:
+            raise IndexError(f"train problem index {index} out of range [0, {UNBOUNDED_INDEX})")
+        for attempt in range(MAX_DRAW_ATTEMPTS):  # as the base class, without skipping the test split's sets
+            rng = self._rng("train", index, attempt)
+            task = self._build(self._draw(rng), rng)
+            if task is not None:
+                return self._make_problem("train", index, task)
+        raise RuntimeError(f"no usable train problem at index {index} after {MAX_DRAW_ATTEMPTS} draws; the knobs "
+                           f"{self._config()} leave too few problems")
 
     def _prompt(self, task: dict[str, Any]) -> str:
         nums = ", ".join(str(v) for v in task["numbers"])
