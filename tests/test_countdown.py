@@ -493,3 +493,16 @@ def test_held_out_false_trains_on_the_whole_space():
     assert whole.problem_in("test", 3).task == split.problem_in("test", 3).task
     with pytest.raises(ValueError, match="held_out"):
         CountdownEnv(held_out=0, **kwargs)
+
+
+def test_whole_space_variant_has_every_family_in_its_test_split():
+    """benchmarks.suites.COUNTDOWN_3_WHOLE: its fixed evaluation problems are drawn from the space it trains on, every
+    one has a sum, and each family has problems for the competence report."""
+    from benchmarks.suites import COUNTDOWN_3_WHOLE
+    from polyenv.domains.countdown import family_solutions
+
+    env = CountdownEnv(split="test", **COUNTDOWN_3_WHOLE.env_kwargs)
+    assert not env.held_out and env.bookkeeping and env.require_family == "add"
+    per_family = Counter(f for i in range(env.num_problems) for f in FAMILY_OPERATOR
+                         if family_solutions(env.get_problem(i).task, f))
+    assert per_family["add"] == env.num_problems and min(per_family.values()) >= 8, per_family
