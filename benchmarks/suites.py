@@ -221,8 +221,7 @@ POLYNOMIAL_BASE_V1: dict[str, Any] = {**_TINY_BASE, "balanced_demos": 48000, "nu
 # three times, +-4 twice, +-3 1.5 times the weight of |x| <= 2; then the same 16,000 skewed demonstrations (250 steps).
 # 1,500 steps, 38 CPU-minutes; competence 0.97-1.00 for every x in -5..5, prior x = 0 0.82. Too good for GRPO: its
 # training reward was 1.00 on almost every step and its gradient 0 (no failed sample, so no advantage), so GRPO could
-# only stay at the base (held out 6.17 distinct correct vs Poly-EPO 10.72, 1.7x). Kept by name: the ablation suites'
-# committed results ran on it.
+# only stay at the base (held out 6.17 distinct correct vs Poly-EPO 10.72, 1.7x). The newest base below derives from it.
 POLYNOMIAL_BASE_V2: dict[str, Any] = {
     **_TINY_BASE, "balanced_demos": 80000, "num_demos": 16000, "strategy_weights": _POLYNOMIAL_PRIOR,
     "balanced_weights": {f"x={x}": {5: 3.0, 4: 2.0, 3: 1.5}.get(abs(x), 1.0) for x in range(-5, 6)},
@@ -596,25 +595,25 @@ POLYNOMIAL_LONG = Suite(
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
 
-# The ablations' committed results ran on the second Polynomial base at 40 steps (synthetic-cpu's Polynomial settings
-# of the time), so they stay pinned to it.
-_POLYNOMIAL_V2_40 = _synthetic(dataclasses.replace(POLYNOMIAL, warmstart=POLYNOMIAL_BASE_V2), 40, 12, 96)
+# The ablations: synthetic-cpu's Polynomial env itself (its newest base, 40 steps, held-out evaluation and probe), one
+# seed, so they share its base (built once, cached under the runs dir) and compare with its seed-0 runs.
+_POLYNOMIAL_40 = SYNTHETIC_CPU.envs[0]
 
-# Ablation on the second base with synthetic-cpu's Polynomial budget and evaluation: Poly-EPO with diversity counted over
-# correct generations only (an incorrect generation never earns diversity credit: no optimistic exploration).
+# Poly-EPO with diversity counted over correct generations only (an incorrect generation never earns diversity credit:
+# no optimistic exploration).
 ABLATIONS = (
     Suite(name="ablation-polychromic-correct",
           description="Polynomial, Poly-EPO with the polychromic_correct objective (diversity over correct "
                       "generations only), one seed",
-          envs=(_POLYNOMIAL_V2_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
+          envs=(_POLYNOMIAL_40,), agents=("poly_epo",), seeds=(0,), model="tiny",
           train={**SYNTHETIC_CPU.train, "objective": "polychromic_correct"}, eval_base=False),
 )
 
-# GRPO+DIV matched Poly-EPO at lambda 0.5 on the second base: how does it depend on lambda? (one seed each)
+# GRPO+DIV at other diversity weights than synthetic-cpu's lambda 0.5: how does it depend on lambda? (one seed each)
 LAMBDA_SWEEP = tuple(
     Suite(name=f"ablation-grpo-div-lambda{lam}",
           description=f"Polynomial, GRPO+DIV with diversity bonus lambda = {lam} (synthetic-cpu uses 0.5), one seed",
-          envs=(_POLYNOMIAL_V2_40,), agents=("grpo_div",), seeds=(0,), model="tiny",
+          envs=(_POLYNOMIAL_40,), agents=("grpo_div",), seeds=(0,), model="tiny",
           train=dict(SYNTHETIC_CPU.train), agent_train={"grpo_div": {"diversity_lambda": lam}}, eval_base=False)
     for lam in (0.05, 0.2))
 
