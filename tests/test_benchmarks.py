@@ -594,14 +594,33 @@ def test_polynomial_suites_match_the_settings_of_their_committed_results(suite_n
         assert committed[env.env_id]["train"] == as_json["train"]
 
 
-def test_polynomial_ablations_stay_on_the_second_base():
-    """The ablation suites' committed results ran on POLYNOMIAL_BASE_V2 at 40 steps, not on synthetic-cpu's base."""
-    from benchmarks.suites import ABLATIONS, LAMBDA_SWEEP, POLYNOMIAL_BASE, POLYNOMIAL_BASE_V2
+def test_polynomial_ablations_share_synthetic_cpus_polynomial_env(tmp_path):
+    """The ablation suites run synthetic-cpu's Polynomial env itself (its newest base, step budget, evaluation and
+    probe), one seed: their plans reuse synthetic-cpu's base folder, and each seed-0 run's config differs from
+    synthetic-cpu's run of the same agent only in what it ablates (the objective, or GRPO+DIV's lambda)."""
+    from benchmarks.suites import ABLATIONS, LAMBDA_SWEEP, POLYNOMIAL_BASE, SYNTHETIC_CPU
 
-    assert POLYNOMIAL_BASE != POLYNOMIAL_BASE_V2
+    def jobs(suite):
+        return {j.key: j for j in plan(suite, Layout(suite.name, tmp_path / "runs"))}
+
+    def train_config(suite, agent):
+        config = dict(jobs(suite)[f"Polynomial/{agent}/s0"].payload["config"])
+        config.pop("output_dir")  # the suite's own runs folder
+        return config
+
+    reference = SYNTHETIC_CPU.envs[0]
+    assert reference.env_id == "PolySet-Polynomial-v0" and reference.warmstart == POLYNOMIAL_BASE
+    base = jobs(SYNTHETIC_CPU)["Polynomial/warmstart"].payload["config"]["output_dir"]
+    expected = {"poly_epo": {"objective": "polychromic_correct"}, "grpo_div": {}}
     for suite in (*ABLATIONS, *LAMBDA_SWEEP):
         (env,) = suite.envs
-        assert env.warmstart == POLYNOMIAL_BASE_V2 and env.train["max_steps"] == 40
+        assert env == reference and suite.seeds == (0,)
+        assert jobs(suite)["Polynomial/warmstart"].payload["config"]["output_dir"] == base
+        (agent,) = suite.agents
+        lam = suite.agent_train.get("grpo_div", {}).get("diversity_lambda")
+        changed = {**expected[agent], **({"diversity_lambda": lam} if lam is not None else {})}
+        assert train_config(suite, agent) == {**train_config(SYNTHETIC_CPU, agent), **changed}
+    assert sorted(s.agent_train["grpo_div"]["diversity_lambda"] for s in LAMBDA_SWEEP) == [0.05, 0.2]
 
 
 def test_polynomial_long_stays_on_the_base_its_committed_results_ran_on():
