@@ -62,22 +62,26 @@ class StageProgress:
         unit: the unit's name on the bar.
         initial: units already done (a resumed stage); the ETA counts only the units done since.
         enabled: show the bar; ``None`` = only when stderr is a terminal.
+        report: also write :func:`report_progress` (``False`` for a sub-stage that must not replace the progress of
+            the stage it runs inside).
     """
 
-    def __init__(self, stage: str, total: int, *, unit: str = "it", initial: int = 0, enabled: bool | None = None
-                 ) -> None:
+    def __init__(self, stage: str, total: int, *, unit: str = "it", initial: int = 0, enabled: bool | None = None,
+                 report: bool = True) -> None:
         from tqdm.auto import tqdm
 
-        self.stage, self.total, self.done = stage, int(total), int(initial)
+        self.stage, self.total, self.done, self.report = stage, int(total), int(initial), report
         self.bar = tqdm(total=self.total, initial=self.done, desc=stage, unit=unit, dynamic_ncols=True, smoothing=0,
                         disable=None if enabled is None else not enabled)
-        report_progress(stage, self.done, self.total)
+        if report:
+            report_progress(stage, self.done, self.total)
 
     def update(self, done: int) -> None:
         """``done`` of ``total`` units are finished."""
         self.bar.update(int(done) - self.done)
         self.done = int(done)
-        report_progress(self.stage, self.done, self.total)
+        if self.report:
+            report_progress(self.stage, self.done, self.total)
 
     def close(self) -> None:
         self.bar.close()

@@ -426,13 +426,15 @@ class _ForcedPolicy:
 
 
 def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[str], *, num_problems: int = 12,
-                      samples: int = 4, temperature: float = 1.0, max_new_tokens: int = 128, seed: int = 0
-                      ) -> dict[str, Any] | None:
+                      samples: int = 4, temperature: float = 1.0, max_new_tokens: int = 128, seed: int = 0,
+                      stage: str | None = "competence") -> dict[str, Any] | None:
     """Accuracy per strategy family when the strategy is *forced*: each completion starts with the env's
     ``strategy_prefix(task, family, rng)`` (e.g. ``"x = 3:"``) and the model writes the rest. ``None`` when the env
     cannot force a strategy (no ``strategy_prefix``). Per family: ``accuracy`` (prefix + completion scored by the
     env's verifier), ``on_strategy`` (share whose label is still of that family) and ``problems`` (problems that have
-    a strategy of that family, at most ``num_problems``)."""
+    a strategy of that family, at most ``num_problems``). ``stage``: the name its progress is shown and reported
+    under (:class:`agents.progress.StageProgress`); ``None`` for a check inside another stage (the competence curve
+    during training), whose progress must not replace that stage's."""
     import numpy as np
 
     make_prefix = getattr(env, "strategy_prefix", None)
@@ -443,7 +445,8 @@ def competence_report(model: Any, tokenizer: Any, env: Any, families: Sequence[s
     limit = num_problems if n_available is None else min(num_problems, n_available)
     out: dict[str, Any] = {}
     started = time.perf_counter()
-    progress = StageProgress("competence", len(families), unit="family")
+    progress = StageProgress(stage or "competence", len(families), unit="family", enabled=None if stage else False,
+                             report=stage is not None)
     for f_index, family in enumerate(families):
         progress.update(f_index)
         problems, prefixes = [], {}
@@ -758,8 +761,10 @@ def competence_curve_callback(tokenizer: Any, env: Any, families: Sequence[str],
             step = state.global_step
             if step % every or step >= max_steps:
                 return
+            # stage=None: a runner reading the progress file keeps seeing the training's progress (the final
+            # competence stage's share would otherwise freeze its bar near the end from the first check on)
             report = competence_report(model, tokenizer, env, families, num_problems=num_problems, samples=samples,
-                                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+                                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, stage=None)
             if report is None:
                 return
             row = curve_row(step, "balanced" if step <= balanced_steps else "weighted", report)

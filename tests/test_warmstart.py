@@ -288,6 +288,28 @@ def test_competence_curve_is_recorded_without_changing_training(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
+def test_competence_curve_checks_do_not_move_a_runners_progress_backwards(tmp_path, monkeypatch):
+    """The benchmark runner maps each reported stage onto a share of the warm start (benchmarks.scheduler) and never
+    moves its bar back: a curve check reported as the final competence stage froze the bar near 100% from the first
+    check on. Every report, mapped as the runner maps it, must be at least the one before."""
+    import agents.progress
+    from benchmarks.scheduler import WARMSTART_STAGES
+
+    reports: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(agents.progress, "report_progress", lambda stage, done, total: reports.append(
+        (stage, done, total)))
+    warmstart(WarmstartConfig(env_id="PolySet-Multiplication-v0", env_kwargs={"p_digits": 2, "q_digits": 1},
+                              d_model=32, n_layers=1, n_heads=2, max_positions=256, num_demos=32, max_steps=4,
+                              batch_size=16, eval_problems=1, eval_samples=1, competence_problems=1,
+                              competence_samples=1, max_new_tokens=8, num_threads=1, curve_steps=1, curve_problems=1,
+                              strategy_weights={"p-add": 0.5, "q-sub": 0.5}, output_dir=str(tmp_path / "base")))
+    stages = [stage for stage, _, _ in reports]
+    assert "warm start" in stages and stages[-1] == "competence"
+    shares = [WARMSTART_STAGES[s][0] + (WARMSTART_STAGES[s][1] - WARMSTART_STAGES[s][0]) * done / total
+              for s, done, total in reports]
+    assert all(b >= a for a, b in zip(shares, shares[1:])), list(zip(stages, shares))
+
+
 def test_read_curve_keeps_the_last_row_of_a_step(tmp_path):
     """A resumed build may check a step twice (checked, then interrupted before its checkpoint): the last row wins."""
     from agents.warmstart import curve_csv, read_curve
