@@ -15,7 +15,10 @@ MAIN_SITE=$("$BASE/bin/python" -c "import sysconfig; print(sysconfig.get_paths()
 VERL_SITE=$(.venv-verl/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # Processed like a site directory (its .pth files too, so the editable polyenv install is found), after our own.
 echo "import site; site.addsitedir('$MAIN_SITE')" > "$VERL_SITE/_polyenv_base_venv.pth"
+# kernels: the base venv's transformers needs kernels >= 0.19, whose LayerRepository insists on a revision that
+# transformers 5.10.4 does not pass (importing its models fails); 5.10.4 declares kernels 0.12.x.
 .venv-verl/bin/python -m pip install -q "torch==2.13.0" "verl==0.9.1" "transformers==5.10.4" "tensordict==0.10.0" \
+  "kernels==0.12.3" \
   "ray[default]==2.60.0" cachetools uvicorn fastapi 2>&1 | grep -v -e "^WARNING: Location" -e "requires" -e "incompatible" -e "dependency conflicts" -e "dependency resolver" || true
 # polyenv itself (no dependencies: they come from the base venv), so its verl plugin entry point is registered here.
 .venv-verl/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
