@@ -399,48 +399,25 @@ SYNTHETIC_CPU = Suite(
     eval_defaults=dict(_SYNTHETIC_EVAL),
 )
 
-# Countdown on the narrower COUNTDOWN_3, with synthetic-cpu's RL settings (only its base has been built: no RL, the
-# base is not competent). synthetic-cpu keeps the 4-number COUNTDOWN, whose committed rows ran on it.
-COUNTDOWN_3_SUITE = Suite(
-    name="countdown-3",
-    description="Countdown with 3 numbers from 1..20 (a narrower variant; its base is not competent as "
-                "measured); GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds",
-    envs=(_synthetic(COUNTDOWN_3, 20, 8, 64),),
-    agents=AGENTS,
-    seeds=(0, 1, 2),
-    model="tiny",
-    train={**_CPU_TRAIN, "callback_steps": 10},
-    agent_train=_AGENT_TRAIN,
-    eval_defaults=dict(_SYNTHETIC_EVAL),
-)
 
-# Countdown on COUNTDOWN_3_SUM with synthetic-cpu's RL settings.
-COUNTDOWN_3_SUM_SUITE = Suite(
-    name="countdown-3-sum",
-    description="Countdown with 3 numbers from 1..20, every problem with a sum, bookkept worked lines; GRPO vs "
-                "GRPO+DIV vs Poly-EPO; 3 seeds",
-    envs=(_synthetic(COUNTDOWN_3_SUM, 20, 8, 96),),
-    agents=AGENTS,
-    seeds=(0, 1, 2),
-    model="tiny",
-    train={**_CPU_TRAIN, "callback_steps": 10},
-    agent_train=_AGENT_TRAIN,
-    eval_defaults=dict(_SYNTHETIC_EVAL),
-)
+def _countdown_variant(name: str, description: str, env: EnvSpec, max_new_tokens: int) -> Suite:
+    """A Countdown variant as its own suite, with synthetic-cpu's agents, seeds, RL settings and Countdown budget."""
+    return dataclasses.replace(SYNTHETIC_CPU, name=name, description=description,
+                               envs=(_synthetic(env, 20, 8, max_new_tokens),))
 
-# Countdown on COUNTDOWN_3_WHOLE (trained on its whole problem space) with synthetic-cpu's RL settings.
-COUNTDOWN_3_WHOLE_SUITE = Suite(
-    name="countdown-3-whole",
-    description="Countdown with 3 numbers from 1..12, every problem with a sum, bookkept worked lines, base trained "
-                "on the whole problem space (no held-out problems); GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds",
-    envs=(_synthetic(COUNTDOWN_3_WHOLE, 20, 8, 96),),
-    agents=AGENTS,
-    seeds=(0, 1, 2),
-    model="tiny",
-    train={**_CPU_TRAIN, "callback_steps": 10},
-    agent_train=_AGENT_TRAIN,
-    eval_defaults=dict(_SYNTHETIC_EVAL),
-)
+
+# synthetic-cpu keeps the 4-number COUNTDOWN, whose committed rows ran on it. COUNTDOWN_3 and COUNTDOWN_3_SUM: bases
+# only (not competent as measured; no RL); COUNTDOWN_3_WHOLE: competent, with RL.
+COUNTDOWN_3_SUITE = _countdown_variant(
+    "countdown-3", "Countdown with 3 numbers from 1..20 (a narrower variant; its base is not competent as measured); "
+                   "GRPO vs GRPO+DIV vs Poly-EPO; 3 seeds", COUNTDOWN_3, 64)
+COUNTDOWN_3_SUM_SUITE = _countdown_variant(
+    "countdown-3-sum", "Countdown with 3 numbers from 1..20, every problem with a sum, bookkept worked lines; GRPO vs "
+                       "GRPO+DIV vs Poly-EPO; 3 seeds", COUNTDOWN_3_SUM, 96)
+COUNTDOWN_3_WHOLE_SUITE = _countdown_variant(
+    "countdown-3-whole", "Countdown with 3 numbers from 1..12, every problem with a sum, bookkept worked lines, base "
+                         "trained on the whole problem space (no held-out problems); GRPO vs GRPO+DIV vs Poly-EPO; "
+                         "3 seeds", COUNTDOWN_3_WHOLE, 96)
 
 # SmolLM2-135M-Instruct (a real pretrained model and tokenizer) instead of the tiny char-level model: is the effect a
 # tiny-model artefact? Base: SFT on worked demonstrations (300 balanced, then 400 with the skewed prior; 88 steps of
