@@ -70,14 +70,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from polyenv.core import UNBOUNDED_INDEX, Problem
-from polyenv.domains.synthetic import (
-    MAX_DRAW_ATTEMPTS,
-    SyntheticEnv,
-    answer_lines,
-    nesting_error,
-    no_answer_error,
-)
+from polyenv.domains.synthetic import SyntheticEnv, answer_lines, nesting_error, no_answer_error
 from polyenv.safe_arith import (
     ArithError,
     ArithSyntaxError,
@@ -404,19 +397,6 @@ class CountdownEnv(SyntheticEnv):
             return None
         t = candidates[int(rng.integers(0, len(candidates)))]
         return {"numbers": draw, "target": int(t), "num_solutions": len(by_target[t])}
-
-    def problem_in(self, split: str, index: int) -> Problem:
-        if self.held_out or split != "train":
-            return super().problem_in(split, index)
-        if not 0 <= index < UNBOUNDED_INDEX:
-            raise IndexError(f"train problem index {index} out of range [0, {UNBOUNDED_INDEX})")
-        for attempt in range(MAX_DRAW_ATTEMPTS):  # as the base class, without skipping the test split's sets
-            rng = self._rng("train", index, attempt)
-            task = self._build(self._draw(rng), rng)
-            if task is not None:
-                return self._make_problem("train", index, task)
-        raise RuntimeError(f"no usable train problem at index {index} after {MAX_DRAW_ATTEMPTS} draws; the knobs "
-                           f"{self._config()} leave too few problems")
 
     def _prompt(self, task: dict[str, Any]) -> str:
         nums = ", ".join(str(v) for v in task["numbers"])

@@ -60,6 +60,9 @@ class SyntheticEnv(SetEnv):
     """A skewed prior over the families demonstrations can be written for (every such family is a key)."""
 
     _test_cache: ClassVar[dict[tuple, tuple[list[Problem], frozenset]]] = {}
+    # False: the train split may draw the test split's problems too (a space small enough to learn whole, where the
+    # test split is a fixed sample of known problems); an env exposing this sets it in its constructor.
+    held_out: bool = True
 
     def __init__(self, *, num_test_problems: int = 200, **core: Any) -> None:
         super().__init__(**core)
@@ -124,7 +127,7 @@ class SyntheticEnv(SetEnv):
         for attempt in range(MAX_DRAW_ATTEMPTS):
             rng = self._rng("train", index, attempt)
             draw = self._draw(rng)
-            if self._overlap_key(draw) in test_keys:
+            if self.held_out and self._overlap_key(draw) in test_keys:
                 continue
             task = self._build(draw, rng)
             if task is not None:
@@ -133,7 +136,8 @@ class SyntheticEnv(SetEnv):
                            f"{MAX_DRAW_ATTEMPTS} draws; the knobs {self._config()} leave too few problems")
 
     def test_keys(self) -> frozenset:
-        """The overlap keys of the test problems (train problems never have one of them)."""
+        """The overlap keys of the test problems (train problems never have one of them unless ``held_out`` is
+        False)."""
         return self._test_split()[1]
 
     def _test_split(self) -> tuple[list[Problem], frozenset]:
