@@ -65,6 +65,11 @@ class WarmstartConfig:
         slip_rates: family -> chance that a demonstration of that family (both phases) ends in an arithmetic slip
             (same strategy, wrong answer; domains with a ``_slip``, e.g. Polynomial); ``None`` = none. A base that
             imitates them executes those families less reliably than the others, by design.
+        rehearsal_share: share of the weighted phase's sequences that rehearse the balanced demonstrations with their
+            strategy opening given (in the prompt, not trained on: ``"47 * 6 = (40 + 7) * 6;"`` is context, the worked
+            steps after it are the target). They keep every family practised while the weighted demonstrations set
+            the preference, without teaching the model to pick the rare families (the choice is only ever learnt from
+            the weighted demonstrations). Needs ``balanced_demos`` and an env with ``strategy_opening``; 0 = none.
         epochs: passes over each set of demonstrations (ignored when ``max_steps`` is set).
         max_steps: optimiser steps; ``None`` = derived from ``epochs``. The two phases keep their proportions.
         learning_rate: peak AdamW learning rate (betas 0.9/0.95, cosine decay, 5% warm-up rounded down); ``None`` = 3e-3
@@ -105,6 +110,7 @@ class WarmstartConfig:
     balanced_demos: int = 4000
     balanced_weights: dict[str, float] | None = None
     slip_rates: dict[str, float] | None = None
+    rehearsal_share: float = 0.0
     epochs: float = 2.0
     max_steps: int | None = None
     learning_rate: float | None = None
@@ -163,6 +169,10 @@ class WarmstartConfig:
         for name in ("eval_problems", "balanced_demos", "competence_problems", "seed", "curve_steps"):
             check_int(name, getattr(self, name), low=0)
         check_number("epochs", self.epochs, low=0, low_open=True)
+        check_number("rehearsal_share", self.rehearsal_share, low=0, high=1, high_open=True)
+        if self.rehearsal_share > 0 and self.balanced_demos == 0:
+            raise ValueError(f"rehearsal_share={self.rehearsal_share} rehearses the balanced demonstrations: set "
+                             "balanced_demos > 0 (or rehearsal_share=0)")
         check_number("learning_rate", self.learning_rate, low=0, low_open=True, optional=True,
                      why="None = the default for the model")
         check_number("weight_decay", self.weight_decay, low=0)
@@ -318,23 +328,62 @@ class CompletionOnlyCollator:
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def training_order(n_balanced: int, n_weighted: int, total: int, seed: int) -> list[int]:
-    """Indices into ``balanced + weighted`` examples for one sequential pass of ``total`` sequences: a balanced
-    phase (its share of ``total`` in proportion to ``n_balanced``), then a weighted phase; each phase cycles through
-    fresh shuffles of its own examples."""
+def training_order(n_balanced: int, n_weighted: int, total: int, seed: int, *, n_rehearsal: int = 0,
+                   rehearsal_share: float = 0.0) -> list[int]:
+    """Indices into ``balanced + weighted + rehearsal`` examples for one sequential pass of ``total`` sequences: a
+    balanced phase (its share of ``total`` in proportion to ``n_balanced``), then a weighted phase; each phase cycles
+    through fresh shuffles of its own examples. With ``rehearsal_share`` that share of the weighted phase's sequences
+    (rounded) are rehearsals, cycled the same way and spread over the phase at random positions. The balanced phase
+    does not depend on the rehearsal settings (the same sequences in the same order)."""
     import random
 
     rng = random.Random(seed)
     n_first = round(total * n_balanced / (n_balanced + n_weighted))
-    order: list[int] = []
-    for offset, count, length in ((0, n_balanced, n_first), (n_balanced, n_weighted, total - n_first)):
+    n_rehearse = round((total - n_first) * rehearsal_share) if n_rehearsal else 0
+
+    def cycle(offset: int, count: int, length: int) -> list[int]:
         phase: list[int] = []
         while count and len(phase) < length:
             perm = list(range(offset, offset + count))
             rng.shuffle(perm)
             phase += perm[:length - len(phase)]
-        order += phase
-    return order
+        return phase
+
+    order = cycle(0, n_balanced, n_first)
+    weighted = cycle(n_balanced, n_weighted, total - n_first - n_rehearse)
+    if n_rehearse:
+        rehearsals = iter(cycle(n_balanced + n_weighted, n_rehearsal, n_rehearse))
+        slots = set(rng.sample(range(total - n_first), n_rehearse))
+        weighted_iter = iter(weighted)
+        weighted = [next(rehearsals) if i in slots else next(weighted_iter) for i in range(total - n_first)]
+    return order + weighted
+
+
+def encode_rehearsals(tokenizer: Any, env: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
+    """Demonstrations with their strategy opening (``env.strategy_opening(completion)``) moved into the prompt:
+    ``format_prompt(tokenizer, prompt) + opening`` is context, the rest of the completion (and EOS) the target,
+    exactly the context a competence report samples from when it forces that opening."""
+    from polyenv.models import format_prompt
+
+    opening_of = getattr(env, "strategy_opening", None)
+    if opening_of is None:
+        raise ValueError(f"{type(env).__name__} has no strategy_opening: rehearsal_share needs an env that can tell "
+                         "a worked solution's strategy opening (set rehearsal_share=0)")
+    special = not getattr(tokenizer, "chat_template", None)
+    out = []
+    for i, d in enumerate(demos):
+        opening = opening_of(d.completion)
+        if not opening or not d.completion.startswith(opening) or len(opening) == len(d.completion):
+            raise ValueError(f"demonstration {i} ({d.problem_id}): strategy opening {opening!r} does not open "
+                             f"{d.completion!r} with something left to write")
+        prompt_ids = tokenizer(format_prompt(tokenizer, d.prompt) + opening, add_special_tokens=special)["input_ids"]
+        completion_ids = tokenizer(d.completion[len(opening):], add_special_tokens=False)["input_ids"]
+        ex = Example(list(prompt_ids), list(completion_ids) + [tokenizer.eos_token_id])
+        if max_length is not None and len(ex.input_ids) > max_length:
+            raise ValueError(f"demonstration {i} ({d.problem_id}) is {len(ex.input_ids)} tokens, longer than "
+                             f"the model's context of {max_length}; raise max_positions")
+        out.append(ex)
+    return out
 
 
 # ---- model -----------------------------------------------------------------------------------------------------
@@ -586,16 +635,22 @@ def warmstart(config: WarmstartConfig) -> Path:
 
     model, tokenizer = build_model_and_tokenizer(cfg, demos)
     examples = encode_demonstrations(tokenizer, demos, max_length=context_length(model))
+    if cfg.rehearsal_share > 0:
+        examples += encode_rehearsals(tokenizer, train_env, balanced_demos, max_length=context_length(model))
     n_params = sum(p.numel() for p in model.parameters())
     lr = cfg.resolved_learning_rate()
     total = cfg.max_steps * cfg.batch_size if cfg.max_steps is not None else max(1, round(cfg.epochs * len(demos)))
-    order = training_order(len(balanced_demos), len(weighted_demos), total, cfg.seed)
+    order = training_order(len(balanced_demos), len(weighted_demos), total, cfg.seed,
+                           n_rehearsal=len(balanced_demos) if cfg.rehearsal_share > 0 else 0,
+                           rehearsal_share=cfg.rehearsal_share)
+    n_rehearsed = sum(i >= len(demos) for i in order)
     train_data = [examples[i] for i in order]
     max_steps = math.ceil(len(train_data) / cfg.batch_size)
     n_tokens = sum(len(ex.input_ids) for ex in train_data)
+    rehearsed = f", {n_rehearsed} of the weighted phase's sequences rehearsals" if n_rehearsed else ""
     print(f"[warmstart] {cfg.env_id}: {len(balanced_demos)} balanced then {len(weighted_demos)} weighted "
-          f"demonstrations (mix {_shares(demo_families)}); model {cfg.model} ({n_params / 1e6:.2f} M parameters); "
-          f"{max_steps} steps of {cfg.batch_size} ({n_tokens} tokens), lr {lr}", flush=True)
+          f"demonstrations (mix {_shares(demo_families)}{rehearsed}); model {cfg.model} ({n_params / 1e6:.2f} M "
+          f"parameters); {max_steps} steps of {cfg.batch_size} ({n_tokens} tokens), lr {lr}", flush=True)
 
     use_cuda = torch.cuda.is_available()
     out = cfg.resolved_output_dir()
@@ -687,6 +742,8 @@ def warmstart(config: WarmstartConfig) -> Path:
         "num_balanced_demonstrations": len(balanced_demos),
         "balanced_weights": {k: v / sum(balanced.values()) for k, v in balanced.items()},
         "slip_rates": cfg.slip_rates,
+        "rehearsal_share": cfg.rehearsal_share,
+        "rehearsal_sequences": n_rehearsed,
         "demonstration_family_share": _shares(demo_families),
         "balanced_demonstration_family_share": _shares(Counter(d.family for d in balanced_demos)),
         "train_tokens": n_tokens,

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -18,6 +19,7 @@ from agents.warmstart import (
     balanced_weights_for,
     checkpoint_signature,
     encode_demonstrations,
+    encode_rehearsals,
     make_env,
     same_checkpoint_config,
     training_order,
@@ -116,6 +118,70 @@ def test_training_order_puts_the_balanced_phase_first():
     assert sorted(order[6:11]) == sorted(order[11:]) == [3, 4, 5, 6, 7]
     only_weighted = training_order(0, 4, 6, seed=0)
     assert len(only_weighted) == 6 and sorted(only_weighted[:4]) == [0, 1, 2, 3]
+
+
+def test_rehearsals_fill_their_share_of_the_weighted_phase_only():
+    plain = training_order(4, 6, 40, seed=3)  # 16 balanced, 24 weighted sequences
+    mixed = training_order(4, 6, 40, seed=3, n_rehearsal=4, rehearsal_share=0.25)
+    assert mixed[:16] == plain[:16]  # the balanced phase does not depend on the rehearsals
+    weighted_phase = mixed[16:]
+    rehearsals = [i for i in weighted_phase if i >= 10]
+    assert len(weighted_phase) == 24 and len(rehearsals) == 6  # 25% of the weighted phase's 24
+    assert all(10 <= i < 14 for i in rehearsals) and sorted(rehearsals[:4]) == [10, 11, 12, 13]  # a full pass first
+    assert sorted(i for i in weighted_phase if i < 10) == sorted(list(range(4, 10)) * 3)  # 18 weighted, 3 passes
+    assert weighted_phase.index(rehearsals[0]) < 12 or weighted_phase.index(rehearsals[-1]) > 12  # spread, not a tail
+    assert training_order(4, 6, 40, seed=3, n_rehearsal=0, rehearsal_share=0.5) == plain  # nothing to rehearse
+    with pytest.raises(ValueError, match="rehearsal_share.*1"):
+        WarmstartConfig(rehearsal_share=1.0)
+    with pytest.raises(ValueError, match="balanced_demos > 0"):
+        WarmstartConfig(rehearsal_share=0.5, balanced_demos=0)
+
+
+def test_strategy_openings_of_worked_solutions():
+    from polyenv.domains.countdown import CountdownEnv
+    from polyenv.domains.multiplication import MultiplicationEnv
+    from polyenv.domains.polynomial import PolynomialEnv
+
+    assert PolynomialEnv.strategy_opening("x = -3: -3*-3 = 9; 2*9 = 18. Answer: (-3, 19)") == "x = -3:"
+    assert MultiplicationEnv.strategy_opening("47 * 6 = (40 + 7) * 6; 40*6 = 240, 7*6 = 42, 240 + 42 = 282. "
+                                              "Answer: 282") == "47 * 6 = (40 + 7) * 6;"
+    assert CountdownEnv.strategy_opening("27 = 13 + 14 [need 14 from 10 4], 14 = 10 + 4 [done]. Answer: 13+10+4"
+                                         ) == "27 = 13 + 14"
+    assert CountdownEnv.strategy_opening("17 = 5 + 12, 12 = 3 * 4. Answer: 5+3*4") == "17 = 5 + 12"
+
+
+@pytest.mark.parametrize("env_id, env_kwargs, families", [
+    (POLY, {}, ["x=0", "x=-5", "x=4"]),
+    ("PolySet-Multiplication-v0", {"p_digits": 2, "q_digits": 1}, ["p-add", "p-sub", "q-sub", "both", "factor"]),
+    ("PolySet-Countdown-v0", {"num_numbers": 3, "max_value": 20, "min_target": 5, "max_target": 50,
+                              "min_solutions": 2, "bookkeeping": True, "num_test_problems": 50},
+     ["add", "sub", "mul", "div"]),
+])
+def test_rehearsals_give_the_strategy_opening_as_context(env_id, env_kwargs, families):
+    """A rehearsal is the demonstration with its strategy opening (what a competence report forces) in the prompt:
+    the opening is context (no loss on it), the rest is the target, and opening + rest is the whole, correct,
+    demonstration of its family."""
+    env = make_env(WarmstartConfig(env_id=env_id, env_kwargs=env_kwargs), "train")
+    demos = env.demonstrations(40, strategy_weights={f: 1.0 for f in families}, seed=2)
+    tok = build_char_tokenizer([d.prompt + d.completion for d in demos], model_max_length=512)
+    rehearsals = encode_rehearsals(tok, env, demos)
+    collated = CompletionOnlyCollator(tok.pad_token_id)(rehearsals)
+    rng = np.random.default_rng(0)
+    for row, (d, ex) in enumerate(zip(demos, rehearsals)):
+        prompt, target = tok.decode(ex.prompt_ids), tok.decode(ex.completion_ids[:-1])
+        opening = prompt.removeprefix(format_prompt(tok, d.prompt))
+        assert prompt.startswith(format_prompt(tok, d.prompt)) and opening and target.strip()
+        trained = [t for t in collated["labels"][row].tolist() if t != -100]
+        assert tok.decode(trained[:-1]) == target  # the loss is on the rest only
+        index = int(d.problem_id.rsplit("/", 1)[1])
+        env.reset(options={"index": index})
+        result = env.verify([opening + target])[0]
+        assert opening + target == d.completion and result.correct
+        assert env.strategy_family(result.strategy_key) == d.family
+        # the opening is what a competence report forces for that family on that problem
+        task = env.problem_in("train", index).task
+        assert opening in {env.strategy_prefix(task, d.family, rng) for _ in range(200)}
+    assert {d.family for d in demos} == set(families)
 
 
 def test_balanced_weights_default_to_equal_and_follow_the_config():
@@ -286,6 +352,20 @@ def test_competence_curve_is_recorded_without_changing_training(tmp_path):
     a = AutoModelForCausalLM.from_pretrained(plain)
     b = AutoModelForCausalLM.from_pretrained(curved)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_warmstart_with_rehearsals_records_them(tmp_path):
+    common = dict(env_id="PolySet-Multiplication-v0", env_kwargs={"p_digits": 2, "q_digits": 1}, d_model=32,
+                  n_layers=1, n_heads=2, max_positions=256, num_demos=64, balanced_demos=32, max_steps=6,
+                  batch_size=16, eval_problems=0, competence_problems=0, num_threads=1,
+                  strategy_weights={"p-add": 0.9, "q-sub": 0.1})
+    meta = json.loads((warmstart(WarmstartConfig(**common, rehearsal_share=0.25, output_dir=str(tmp_path / "r")))
+                       / "warmstart.json").read_text())
+    # 96 sequences: 32 balanced, then 64 in the weighted phase of which a quarter rehearse
+    assert meta["rehearsal_share"] == 0.25 and meta["rehearsal_sequences"] == 16
+    plain = json.loads((warmstart(WarmstartConfig(**common, output_dir=str(tmp_path / "p"))) / "warmstart.json"
+                        ).read_text())
+    assert plain["rehearsal_share"] == 0.0 and plain["rehearsal_sequences"] == 0
 
 
 def test_competence_curve_checks_do_not_move_a_runners_progress_backwards(tmp_path, monkeypatch):

@@ -61,6 +61,7 @@ Two options (defaults keep the behaviour above):
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable
 from fractions import Fraction
@@ -475,6 +476,13 @@ class CountdownEnv(SyntheticEnv):
         if not found:
             raise ValueError(f"{task['numbers']} -> {task['target']} has no solution of family {family!r}")
         return top_down(found[int(rng.integers(0, len(found)))])[0][0]
+
+    @staticmethod
+    def strategy_opening(completion: str) -> str:
+        """The part of a worked solution that commits to its family, the kind of opening ``strategy_prefix`` writes:
+        the first line's equation alone (``"27 = 13 + 14"`` of ``"27 = 13 + 14 [need 14 from 10 4], 14 = 10 + 4
+        [done]. Answer: 13+10+4"``), without its bookkeeping."""
+        return re.match(r"[^,.\[]*", completion).group().rstrip()
 
 
 def _expression_part(line: str) -> str:

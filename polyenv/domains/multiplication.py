@@ -238,8 +238,14 @@ class MultiplicationEnv(SyntheticEnv):
         for _ in range(50):
             written = self._write_demonstration(task, family, rng)
             if written is not None:
-                return written[0].split(";", 1)[0] + ";" if ";" in written[0] else written[0].split(". ", 1)[0]
+                return self.strategy_opening(written[0])
         raise ValueError(f"{task['p']} * {task['q']} has no decomposition of family {family!r}")
+
+    @staticmethod
+    def strategy_opening(completion: str) -> str:
+        """The part of a worked solution that commits to its decomposition, the kind of opening ``strategy_prefix``
+        writes: ``"47 * 6 = (40 + 7) * 6;"`` of ``"47 * 6 = (40 + 7) * 6; 40*6 = 240, ... Answer: 282"``."""
+        return completion.split(";", 1)[0] + ";" if ";" in completion else completion.split(". ", 1)[0]
 
 
 # ---- problem generation and demonstration helpers ------------------------------------------------------------------

@@ -187,6 +187,12 @@ class PolynomialEnv(SyntheticEnv):
         """The opening of a completion that commits to ``family`` (``"x = 3:"``): what a competence report forces."""
         return f"x = {self.family_x(family, rng)}:"
 
+    @staticmethod
+    def strategy_opening(completion: str) -> str:
+        """The part of a worked solution that commits to its strategy, the kind of opening ``strategy_prefix``
+        writes: ``"x = 3:"`` of ``"x = 3: 3*3 = 9; ... Answer: (3, 10)"``."""
+        return completion.split(":", 1)[0] + ":" if ":" in completion else completion
+
     def _write_demonstration(self, task: dict[str, Any], family: str, rng: np.random.Generator
                              ) -> tuple[str, Hashable] | None:
         x = self.family_x(family, rng)
