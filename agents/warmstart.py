@@ -283,17 +283,22 @@ def write_demonstrations(env: Any, parts: Sequence[tuple[int, dict[str, float] |
     return out
 
 
-def encode_demonstrations(tokenizer: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
-    """Tokenize ``(format_prompt(tokenizer, prompt), completion + EOS)`` for each demonstration."""
+def encode_demonstrations(tokenizer: Any, demos: Sequence[Any], max_length: int | None = None,
+                          openings: Sequence[str] | None = None) -> list[Example]:
+    """Tokenize ``(format_prompt(tokenizer, prompt), completion + EOS)`` for each demonstration. With ``openings``
+    (one per demonstration, each a start of its completion) the opening moves into the prompt: ``(format_prompt(...)
+    + opening, rest of the completion + EOS)``, the context a competence report samples from when it forces it."""
     from polyenv.models import format_prompt
 
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token: a warm-started policy could never learn to stop")
-    prompts = [format_prompt(tokenizer, d.prompt) for d in demos]
+    openings = list(openings) if openings is not None else [""] * len(demos)
+    prompts = [format_prompt(tokenizer, d.prompt) + o for d, o in zip(demos, openings)]
     # As agents.policy.Policy.prompt_token_ids: a chat template writes its own specials, a raw prompt gets the usual.
     special = not getattr(tokenizer, "chat_template", None)
     prompt_ids = tokenizer(prompts, add_special_tokens=special)["input_ids"]
-    completion_ids = tokenizer([d.completion for d in demos], add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer([d.completion[len(o):] for d, o in zip(demos, openings)],
+                               add_special_tokens=False)["input_ids"]
     out = []
     for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
         ex = Example(list(p), list(c) + [tokenizer.eos_token_id])
@@ -302,6 +307,23 @@ def encode_demonstrations(tokenizer: Any, demos: Sequence[Any], max_length: int 
                              f"the model's context of {max_length}; raise max_positions")
         out.append(ex)
     return out
+
+
+def encode_rehearsals(tokenizer: Any, env: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
+    """:func:`encode_demonstrations` with each demonstration's strategy opening (``env.strategy_opening(completion)``)
+    in the prompt: the opening is context, the worked steps after it the target."""
+    opening_of = getattr(env, "strategy_opening", None)
+    if opening_of is None:
+        raise ValueError(f"{type(env).__name__} has no strategy_opening: rehearsal_share needs an env that can tell "
+                         "a worked solution's strategy opening (set rehearsal_share=0)")
+    openings = []
+    for i, d in enumerate(demos):
+        opening = opening_of(d.completion)
+        if not opening or not d.completion.startswith(opening) or len(opening) == len(d.completion):
+            raise ValueError(f"demonstration {i} ({d.problem_id}): strategy opening {opening!r} does not open "
+                             f"{d.completion!r} with something left to write")
+        openings.append(opening)
+    return encode_demonstrations(tokenizer, demos, max_length, openings)
 
 
 class CompletionOnlyCollator:
@@ -357,33 +379,6 @@ def training_order(n_balanced: int, n_weighted: int, total: int, seed: int, *, n
         weighted_iter = iter(weighted)
         weighted = [next(rehearsals) if i in slots else next(weighted_iter) for i in range(total - n_first)]
     return order + weighted
-
-
-def encode_rehearsals(tokenizer: Any, env: Any, demos: Sequence[Any], max_length: int | None = None) -> list[Example]:
-    """Demonstrations with their strategy opening (``env.strategy_opening(completion)``) moved into the prompt:
-    ``format_prompt(tokenizer, prompt) + opening`` is context, the rest of the completion (and EOS) the target,
-    exactly the context a competence report samples from when it forces that opening."""
-    from polyenv.models import format_prompt
-
-    opening_of = getattr(env, "strategy_opening", None)
-    if opening_of is None:
-        raise ValueError(f"{type(env).__name__} has no strategy_opening: rehearsal_share needs an env that can tell "
-                         "a worked solution's strategy opening (set rehearsal_share=0)")
-    special = not getattr(tokenizer, "chat_template", None)
-    out = []
-    for i, d in enumerate(demos):
-        opening = opening_of(d.completion)
-        if not opening or not d.completion.startswith(opening) or len(opening) == len(d.completion):
-            raise ValueError(f"demonstration {i} ({d.problem_id}): strategy opening {opening!r} does not open "
-                             f"{d.completion!r} with something left to write")
-        prompt_ids = tokenizer(format_prompt(tokenizer, d.prompt) + opening, add_special_tokens=special)["input_ids"]
-        completion_ids = tokenizer(d.completion[len(opening):], add_special_tokens=False)["input_ids"]
-        ex = Example(list(prompt_ids), list(completion_ids) + [tokenizer.eos_token_id])
-        if max_length is not None and len(ex.input_ids) > max_length:
-            raise ValueError(f"demonstration {i} ({d.problem_id}) is {len(ex.input_ids)} tokens, longer than "
-                             f"the model's context of {max_length}; raise max_positions")
-        out.append(ex)
-    return out
 
 
 # ---- model -----------------------------------------------------------------------------------------------------
