@@ -260,7 +260,7 @@ MULTIPLICATION = EnvSpec(
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
     warmstart={**_TINY_BASE, "balanced_demos": 89600, "num_demos": 19200,
                "strategy_weights": {"p-add": 0.9, "p-sub": 0.025, "q-sub": 0.025, "both": 0.025, "factor": 0.025},
-               "eval_samples": 16, "competence_problems": 20, "curve_steps": 100},
+               "eval_samples": 16, "competence_problems": 20, "curve_steps": 100, "rehearsal_share": 0.25},
     rare_threshold=0.05,
     train={"max_completion_length": 176},  # the longest worked solutions ("both") are <= 171 characters
 )
@@ -388,7 +388,7 @@ SYNTHETIC_CPU = Suite(
         # Polynomial: 40 steps (9 runs ~35 min wall with 1 worker on the shared cores, what the session's budget left
         # after the base); the tabular model for the measured base predicts Poly-EPO / GRPO 2.4x at 40, 4.9x at 100.
         _synthetic(POLYNOMIAL, 40, 12, 96),
-        _synthetic(MULTIPLICATION, 30, 8, 176),
+        _synthetic(MULTIPLICATION, 50, 8, 176),
         _synthetic(COUNTDOWN, 20, 8, 80),
     ),
     agents=AGENTS,
