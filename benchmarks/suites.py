@@ -249,12 +249,16 @@ POLYNOMIAL = EnvSpec(
 # family ~28 times; then 19,200 skewed ones (p-add 0.9, the others 0.025 each). Every product in the worked steps is a
 # one-digit fact with zeros or a product by ten, and every subtraction takes one place value (660 - 100 = 560,
 # 560 - 80 = 480): the previous base (2,400 steps, 77 CPU-minutes, single multi-digit subtractions) left q-sub at
-# 0.80, its errors the borrow in 660 - 180. Measured (results/synthetic-cpu, 1,700 steps, ~63 CPU-minutes at 2.2
-# CPU-s/step on the 2 cores shared by three heavy jobs, ~40 unshared): every family >= 0.91 at the end of the
-# balanced phase (step 1,400), then after the skewed phase p-add 0.97, p-sub 1.00, q-sub 0.89, both 0.86, factor
-# 0.86 (three just under the 0.9 target); prior p-add 0.90, the others 0.01-0.04. The competence curve is checked
-# every 100 steps. On it, synthetic-cpu's 30 RL steps x 3 seeds give Poly-EPO / GRPO 5.12 / 2.38 distinct correct
-# strategies per held-out prompt (2.2x; the 3x target missed; the tabular model predicts 1.6x).
+# 0.80, its errors the borrow in 660 - 180. A quarter of the skewed phase's sequences rehearse the balanced
+# demonstrations with their decomposition given as context (``rehearsal_share``), so the rare families keep being
+# practised while p-add becomes the favourite. Measured (results/synthetic-cpu, 1,700 steps: the 1,400 balanced ones
+# ~53 CPU-minutes on one core, the 300 skewed ones 12; the balanced phase is the same with or without rehearsals):
+# competence (20 held-out problems x 4 samples) p-add 0.97, p-sub 0.99, q-sub 0.93, both 0.91, factor 0.88 (the
+# 0.9 target missed for factor); prior p-add 0.90, the others 0.01-0.04. After the same balanced phase, half the
+# skewed phase rehearsed gave q-sub 0.91, both 0.84, factor 0.86, and none (the previous base) 0.89 / 0.86 / 0.86;
+# at step 1,400, before any skewed step, both was 0.85 and factor 0.86 already: the skewed phase costs no competence,
+# the balanced phase never brings both and factor to 0.9. Their errors are long-range bookkeeping (factor multiplies
+# by a digit other than the factor it wrote; both subtracts the wrong partials).
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},

@@ -368,6 +368,42 @@ def test_warmstart_with_rehearsals_records_them(tmp_path):
     assert plain["rehearsal_share"] == 0.0 and plain["rehearsal_sequences"] == 0
 
 
+def test_a_build_resumed_from_the_balanced_phase_of_another_rehearsal_share_equals_one_from_scratch(tmp_path,
+                                                                                                   monkeypatch):
+    """The balanced phase does not depend on rehearsal_share, so variants of the skewed phase can share it: resuming
+    a checkpoint taken at the end of the balanced phase of a build without rehearsals, under a config with them, ends
+    with the same weights as that config built from scratch."""
+    import shutil
+
+    import transformers
+
+    import agents.warmstart as ws
+
+    common = dict(env_id="PolySet-Multiplication-v0", env_kwargs={"p_digits": 2, "q_digits": 1}, d_model=32,
+                  n_layers=1, n_heads=2, max_positions=256, num_demos=160, balanced_demos=160, max_steps=20,
+                  batch_size=16, eval_problems=0, competence_problems=0, num_threads=1, save_steps=5,
+                  strategy_weights={"p-add": 0.9, "q-sub": 0.1})  # 320 sequences: steps 1-10 are the balanced phase
+
+    class StopAtTheEndOfTheBalancedPhase(transformers.TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 10:
+                raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ws, "hf_progress_callback", lambda name: StopAtTheEndOfTheBalancedPhase())
+        with pytest.raises(KeyboardInterrupt):
+            warmstart(WarmstartConfig(**common, output_dir=str(tmp_path / "plain")))
+    resumed = WarmstartConfig(**common, rehearsal_share=0.5, output_dir=str(tmp_path / "resumed"))
+    partial = tmp_path / "resumed.partial"
+    partial.mkdir()
+    shutil.copytree(tmp_path / "plain.partial" / "checkpoint-10", partial / "checkpoint-10")
+    (partial / "config.json").write_text(checkpoint_signature(resumed))
+    a = AutoModelForCausalLM.from_pretrained(warmstart(resumed))
+    b = AutoModelForCausalLM.from_pretrained(warmstart(WarmstartConfig(**common, rehearsal_share=0.5,
+                                                                       output_dir=str(tmp_path / "scratch"))))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
 def test_competence_curve_checks_do_not_move_a_runners_progress_backwards(tmp_path, monkeypatch):
     """The benchmark runner maps each reported stage onto a share of the warm start (benchmarks.scheduler) and never
     moves its bar back: a curve check reported as the final competence stage froze the bar near 100% from the first
