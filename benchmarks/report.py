@@ -357,7 +357,7 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
                     {"env_id": e.env_id, "env_kwargs": e.env_kwargs, "warmstart": e.warmstart, "train": e.train,
                      "eval": [dataclasses.asdict(t) for t in suite.eval_targets(e)],
                      "rare_threshold": e.rare_threshold} for e in suite.envs],
-                "workers": suite.workers, "threads_per_worker": suite.threads_per_worker}
+                **invocation_workers(suite, ledger)}
     figures = sorted(p.name for p in layout.results.glob("*.png"))
     jobs = f"{sum(v == 'done' for v in status.values())} of {len(status)} complete"
     if failed:
@@ -376,6 +376,16 @@ def write_readme(suite: Suite, layout: Layout, *, command: str, status: dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(portable(text + NOTES_MARKER + (notes if notes else "\n")))
     return path
+
+
+def invocation_workers(suite: Suite, ledger: list[dict[str, Any]]) -> dict[str, Any]:
+    """``workers`` and ``threads_per_worker`` as the recorded invocations ran them (a value, or the sorted list of
+    values when invocations differed); the suite's own where the ledger does not say (older ledgers, no runs)."""
+    out: dict[str, Any] = {}
+    for key in ("workers", "threads_per_worker"):
+        used = sorted({e[key] for e in ledger if key in e})
+        out[key] = getattr(suite, key) if not used else used[0] if len(used) == 1 else used
+    return out
 
 
 def read_ledger(layout: Layout) -> list[dict[str, Any]]:

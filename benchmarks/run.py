@@ -177,7 +177,7 @@ def run_suite(suite: Suite, runs_root: Path, results_root: Path | None = None, *
     else:
         append_ledger(layout, {"command": command, "start": datetime.fromtimestamp(t0, timezone.utc).isoformat(
             timespec="seconds"), "wall_seconds": wall, "jobs_done": sum(v == "done" for v in status.values()),
-            "jobs": len(status)})
+            "jobs": len(status), "workers": suite.workers, "threads_per_worker": suite.threads_per_worker})
     readme = report(suite, layout, command=command, status=status, wall_seconds=wall)
     failed = [k for k, v in status.items() if v.startswith("failed")]
     print(f"[{suite.name}] wrote {readme.parent} in {wall / 60:.1f} min; "

@@ -448,6 +448,25 @@ def test_report_goes_to_runs_by_default_and_names_no_machine_path(tmp_path):
     assert display_path(REPO_ROOT / "results" / "demo") == "results/demo"
 
 
+def test_report_settings_show_the_workers_the_runs_used(tmp_path):
+    """A report rebuilt with --report-only shows the workers of the invocations that ran (from the ledger), not the
+    suite's default."""
+    from benchmarks.report import invocation_workers
+    from benchmarks.run import main
+    from benchmarks.suites import SUITES
+
+    demo = SUITES["demo"]
+    ledger = tmp_path / "runs" / "demo" / "ledger.json"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text(json.dumps([{"command": "x", "wall_seconds": 1.0, "workers": 1, "threads_per_worker": 1}]))
+    assert main(["--suite", "demo", "--report-only", "--runs", str(tmp_path / "runs"), "--no-progress"]) == 0
+    readme = (tmp_path / "runs" / "demo" / "report" / "README.md").read_text()
+    assert '"workers": 1,' in readme and demo.workers != 1
+    assert invocation_workers(demo, []) == {"workers": demo.workers, "threads_per_worker": demo.threads_per_worker}
+    mixed = [{"workers": 2, "threads_per_worker": 1}, {"workers": 1, "threads_per_worker": 1}, {"command": "old"}]
+    assert invocation_workers(demo, mixed) == {"workers": [1, 2], "threads_per_worker": 1}
+
+
 def test_update_results_and_out_exclude_each_other(capsys):
     from benchmarks.run import main
 
