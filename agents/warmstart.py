@@ -35,6 +35,7 @@ from typing import Any
 
 from agents.progress import StageProgress, hf_progress_callback
 from agents.tiny_model import TinyModelConfig
+from polyenv.registration import demonstration_version
 from polyenv.validation import check_int, check_number, is_number
 
 TINY = "tiny"
@@ -594,8 +595,10 @@ def _signature_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def checkpoint_signature(cfg: WarmstartConfig) -> str:
-    """What a warm start's checkpoints depend on, as the JSON written next to them (``<base>.partial/config.json``)."""
-    return json.dumps(_signature_fields(asdict(cfg)), sort_keys=True)
+    """What a warm start's checkpoints depend on, as the JSON written next to them (``<base>.partial/config.json``):
+    the knobs and, once a domain has changed how it writes demonstrations, their version."""
+    fields, version = _signature_fields(asdict(cfg)), demonstration_version(cfg.env_id)
+    return json.dumps({**fields, **({"demonstration_version": version} if version != 1 else {})}, sort_keys=True)
 
 
 def same_checkpoint_config(stored: str, cfg: WarmstartConfig) -> bool:
@@ -605,7 +608,10 @@ def same_checkpoint_config(stored: str, cfg: WarmstartConfig) -> bool:
         values = json.loads(stored)
     except json.JSONDecodeError:
         return False
-    return isinstance(values, dict) and _signature_fields(values) == _signature_fields(asdict(cfg))
+    if not isinstance(values, dict):
+        return False
+    return (values.pop("demonstration_version", 1) == demonstration_version(cfg.env_id)
+            and _signature_fields(values) == _signature_fields(asdict(cfg)))
 
 
 def warmstart(config: WarmstartConfig) -> Path:
@@ -739,6 +745,7 @@ def warmstart(config: WarmstartConfig) -> Path:
         "slip_rates": cfg.slip_rates,
         "rehearsal_share": cfg.rehearsal_share,
         "rehearsal_sequences": n_rehearsed,
+        "demonstration_version": demonstration_version(cfg.env_id),
         "demonstration_family_share": _shares(demo_families),
         "balanced_demonstration_family_share": _shares(Counter(d.family for d in balanced_demos)),
         "train_tokens": n_tokens,

@@ -61,8 +61,14 @@ class Layout:
 
 
 def config_hash(kwargs: dict[str, Any]) -> str:
-    """Short stable hash of a warm-start config, ignoring where it is written and how many threads build it."""
+    """Short stable hash of a warm-start config, ignoring where it is written and how many threads build it. Once the
+    env's domain has changed how it writes demonstrations, their version is part of it (a new base, not a stale one)."""
+    from polyenv.registration import demonstration_version
+
     key = {k: v for k, v in kwargs.items() if k not in ("output_dir", "num_threads")}
+    version = demonstration_version(kwargs.get("env_id", ""))
+    if version != 1:
+        key["demonstration_version"] = version
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

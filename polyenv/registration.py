@@ -45,6 +45,13 @@ OFFLINE_IDS: tuple[str, ...] = tuple(
 """Ids that work on a machine with no model or dataset hub."""
 
 
+def demonstration_version(env_id: str) -> int:
+    """The version of the worked solutions ``env_id``'s ``demonstrations()`` writes (1 for an unknown id or a class
+    that does not say): a warm-started base depends on it, so a base built from older demonstrations is not reused."""
+    entry = ENVIRONMENTS.get(env_id)
+    return int(getattr(_load_class(entry[0]), "demonstration_version", 1)) if entry else 1
+
+
 class UnknownEnvKwargsError(ValueError):
     """``gym.make`` got a keyword argument the environment does not take."""
 

@@ -233,7 +233,7 @@ def test_demonstrations_of_each_family_score_one_with_their_label(family):
         assert out["details"][0]["strategy"] == demo.strategy_key
         assert env.strategy_family(demo.strategy_key) == family
         p, q = factors_from_prompt(demo.prompt)
-        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 400
+        assert demo.completion.endswith(f"Answer: {p * q}") and len(demo.completion) < 450
 
 
 def test_demonstrations_follow_the_requested_mix():
@@ -299,11 +299,11 @@ def test_worked_partials_take_one_operation_per_step():
     from polyenv.domains.multiplication import worked_partials
 
     assert worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-    assert worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 7*-4 = -28, "
-                                               "470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290, 290 - 8 = 282")
-    assert worked_partials([-2, 40], [10, -6]) == ("-2*10 = -20, -2*-6 = 12, 40*10 = 400, 40*-6 = -240, "
-                                                   "12 + 400 = 412, 412 - 20 = 392, 392 - 200 = 192, 192 - 40 = 152")
-    assert worked_partials([3], [216]) == "3*200 = 600, 3*10 = 30, 3*6 = 18, 600 + 30 = 630, 630 + 18 = 648"
+    assert worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 470 - 100 = 370, 370 - 60 = 310, "
+                                               "7*-4 = -28, 310 - 20 = 290, 290 - 8 = 282")
+    assert worked_partials([-2, 40], [10, -6]) == ("-2*-6 = 12, 40*10 = 400, 12 + 400 = 412, -2*10 = -20, "
+                                                   "412 - 20 = 392, 40*-6 = -240, 392 - 200 = 192, 192 - 40 = 152")
+    assert worked_partials([3], [216]) == "3*200 = 600, 3*10 = 30, 600 + 30 = 630, 3*6 = 18, 630 + 18 = 648"
     env = MultiplicationEnv(p_digits=2, q_digits=1)
     rng = np.random.default_rng(0)
     prefix = env.strategy_prefix({"p": 47, "q": 6, "product": 282}, "p-sub", rng)
@@ -334,7 +334,7 @@ def test_worked_steps_are_one_digit_facts_and_keep_the_label(family):
         head = completion.split(";", 1)[0] + ";"
         assert read_strategy(head, task["p"], task["q"]) == key
         work = completion.split(";", 1)[1]
-        for a, b in re.findall(r"(-?\d+)\*(-?\d+)", work):
+        for a, b in re.findall(r"(-?\d+)\*(-?\d+)(?!\d|:)", work):  # "6*77:" restates a product, it is no step
             nonzero = [sum(ch != "0" for ch in v.lstrip("-")) for v in (a, b)]
             power_of_ten = any(re.fullmatch(r"-?10*", v) for v in (a, b))
             assert max(nonzero) == 1 or power_of_ten, (a, b, completion)
@@ -344,12 +344,14 @@ def test_worked_steps_are_one_digit_facts_and_keep_the_label(family):
 @pytest.mark.parametrize("family", ["p-add", "p-sub", "q-sub", "both", "factor"])
 def test_worked_subtractions_take_one_place_value_per_step(family):
     """Over the whole 2-digit x 1-digit space: the working after the decomposition is a chain of steps ``a op b = c``,
-    each one operation that is right; every subtraction takes a number with one non-zero digit (so a step has at
-    most one borrow) from a total that stays >= 0; the running total (every sum step starts from the previous result;
-    factor's second product starts a new one) ends at the product."""
+    each one operation that is right. The first product starts a running total; every later product is used by the
+    steps right after it (added whole, or subtracted one place value at a time: each subtraction takes a number with
+    one non-zero digit, so at most one borrow, from a total that stays >= 0) before the next product is written; the
+    total ends at the product. Factor's second product is restated (``6*77:``) with the first one's total."""
     env = MultiplicationEnv(p_digits=2, q_digits=1)
     rng = np.random.default_rng(1)
     step_re = re.compile(r"(-?\d+) ?([-+*]) ?(-?\d+) = (-?\d+)")
+    header_re = re.compile(r"(-?\d+)\*(-?\d+): ")
     written = subtractions = 0
     for p in (v for v in range(11, 100) if v % 10):
         for q in range(1, 10):
@@ -358,26 +360,40 @@ def test_worked_subtractions_take_one_place_value_per_step(family):
                 continue
             written += 1
             work = demo[0].split(";", 1)[1].rsplit(". Answer:", 1)[0]
-            steps = [step_re.fullmatch(s.strip()) for s in work.split(",")]
-            assert all(steps), work
-            total, prev_op = None, "*"
-            for m in steps:
+            totals, total, pending = [], None, 0
+            for piece in (s.strip() for s in work.split(",")):
+                header = header_re.match(piece)
+                if header:
+                    assert family == "factor", work
+                    if totals or total is not None:
+                        totals.append(total)
+                        assert pending == 0 and int(header[2]) == total, (piece, work)  # "6*77:" after "... = 77"
+                    total, pending = None, 0
+                    piece = piece[header.end():]
+                m = step_re.fullmatch(piece)
+                assert m, (piece, work)
                 a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
                 assert c == {"+": a + b, "-": a - b, "*": a * b}[op], m[0]
                 if op == "*":
-                    if total is not None and prev_op != "*":  # factor: a second product, a new running total
-                        total = None
-                    prev_op = op
+                    assert pending == 0, (m[0], work)  # the previous partial was used up before this one
+                    if total is None:
+                        total = c
+                    else:
+                        pending = c
                     continue
-                prev_op = op
-                if total is not None:
-                    assert a == total, (m[0], work)  # the sums chain on the previous result
-                if op == "-":
+                assert a == total, (m[0], work)  # the sums chain on the previous result
+                if op == "+":
+                    assert b == pending > 0, (m[0], work)
+                    pending = 0
+                else:
                     subtractions += 1
-                    assert b > 0 and sum(ch != "0" for ch in str(b)) == 1, (m[0], work)
-                    assert c >= 0, (m[0], work)
+                    assert b > 0 and sum(ch != "0" for ch in str(b)) == 1 and c >= 0, (m[0], work)
+                    pending += b
+                    assert pending <= 0, (m[0], work)  # no more taken away than the partial
                 total = c
-            assert (total if total is not None else int(steps[-1][4])) == p * q, work
+            assert pending == 0 and total == p * q, work
+            if family == "factor":
+                assert len(totals) == 1, work
     assert written > 300
     if family in ("p-sub", "q-sub", "both"):
         assert subtractions > written

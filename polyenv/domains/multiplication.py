@@ -119,6 +119,9 @@ class MultiplicationEnv(SyntheticEnv):
     default_strategy_weights: ClassVar[dict[str, float]] = {
         "p-add": 0.85, "q-sub": 0.06, "q-add": 0.04, "both": 0.03, "factor": 0.02, "p-sub": 0.0, "other": 0.0,
         "direct": 0.0}
+    # 2: each partial is used right after it is computed (positives first) and factor's second product is restated
+    # next to its working ("6*77: ..."); 1 listed every partial before the running total.
+    demonstration_version: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -208,7 +211,9 @@ class MultiplicationEnv(SyntheticEnv):
                 split, desc = f"({d} * {e})", ("prod", tuple(sorted((d, e))))
                 written = f"{split} * {q}" if side == "p" else f"{p} * {split}"
                 key = ("decomp", desc, WHOLE) if side == "p" else ("decomp", WHOLE, desc)
-                work = f"{worked_partials([e], [w])}, {worked_partials([d], [e * w])}"  # e * w, then d * (e * w)
+                # e * w, then d * (e * w), each product restated next to its working so that no step has to look
+                # back to the opening for the factor it multiplies by
+                work = f"{e}*{w}: {worked_partials([e], [w])}, {d}*{e * w}: {worked_partials([d], [e * w])}"
                 return f"{head}{written}; {work}. Answer: {n}", _sorted_if_square(key, p, q)
             else:
                 k = int(rng.integers(2, 10))
@@ -251,33 +256,33 @@ class MultiplicationEnv(SyntheticEnv):
 # ---- problem generation and demonstration helpers ------------------------------------------------------------------
 
 def worked_partials(parts_p: list[int], parts_q: list[int]) -> str:
-    """The partial products of two sums and their running total, one binary operation per step, every product a
-    one-digit fact with zeros appended (``30*-6``) or a product by a power of ten (``47*10``): a partial product of
-    two operands that both have several non-zero digits is distributed over their place values first. The total
-    adds the positive partials first, then subtracts the negative ones one place value at a time (``- 160`` is
-    ``- 100`` then ``- 60``), so that every subtraction takes a number with a single non-zero digit (at most one
-    borrow per step, the slip the multi-digit subtractions caused) and the total never goes below the product::
+    """The partial products of two sums, each added to a running total right after it is computed, one binary
+    operation per step. Every product is a one-digit fact with zeros appended (``30*-6``) or a product by a power of
+    ten (``47*10``): a partial product of two operands that both have several non-zero digits is distributed over
+    their place values first. The positive partials come first, then the negative ones, each subtracted one place
+    value at a time (``- 160`` is ``- 100`` then ``- 60``), so that every subtraction takes a number with a single
+    non-zero digit (at most one borrow per step) and the total never goes below the product. Each partial is used
+    by the steps right after it, so a small model need not look back along the chain for one it has yet to add::
 
         worked_partials([40, 7], [6]) == "40*6 = 240, 7*6 = 42, 240 + 42 = 282"
-        worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 7*-4 = -28, "
-                                            "470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290, 290 - 8 = 282")
+        worked_partials([47], [10, -4]) == ("47*10 = 470, 40*-4 = -160, 470 - 100 = 370, 370 - 60 = 310, "
+                                            "7*-4 = -28, 310 - 20 = 290, 290 - 8 = 282")
     """
-    steps, partials = [], []
-    for a in parts_p:
-        for b in parts_q:
-            for x, y in _fact_pairs(a, b):
-                steps.append(f"{x}*{y} = {x * y}")
-                partials.append(x * y)
-    order = [t for t in partials if t >= 0] + [t for t in partials if t < 0]  # additions first: no step below 0
-    total = order[0]
-    for t in order[1:]:
-        if t >= 0:
+    pairs = [xy for a in parts_p for b in parts_q for xy in _fact_pairs(a, b)]
+    pairs = [xy for xy in pairs if xy[0] * xy[1] >= 0] + [xy for xy in pairs if xy[0] * xy[1] < 0]
+    steps, total = [], None
+    for x, y in pairs:
+        t = x * y
+        steps.append(f"{x}*{y} = {t}")
+        if total is None:
+            total = t
+        elif t >= 0:
             steps.append(f"{total} + {t} = {total + t}")
             total += t
-            continue
-        for v in _place_values(-t):  # a subtraction takes one place value at a time: 660 - 100, then 560 - 80
-            steps.append(f"{total} - {v} = {total - v}")
-            total -= v
+        else:
+            for v in _place_values(-t):  # a subtraction takes one place value at a time: 660 - 100, then 560 - 80
+                steps.append(f"{total} - {v} = {total - v}")
+                total -= v
     return ", ".join(steps)
 
 

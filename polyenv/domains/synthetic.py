@@ -170,6 +170,9 @@ class SyntheticEnv(SetEnv):
         return SyntheticEnv._test_cache[cache_key]
 
     # ---- demonstrations -----------------------------------------------------------------------------------------
+    demonstration_version: ClassVar[int] = 1
+    """Bumped when a domain changes how it writes its demonstrations: warm starts key their cached bases on it."""
+
     def demonstrations(self, count: int, strategy_weights: Mapping[str, float] | None = None, seed: int = 0, *,
                        progress: Callable[[int], None] | None = None,
                        slip_rates: Mapping[str, float] | None = None) -> list[Demonstration]:
