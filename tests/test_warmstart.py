@@ -463,3 +463,38 @@ def test_checkpoint_signature_survives_new_options_but_not_changed_knobs():
     assert not same_checkpoint_config(checkpoint_signature(cfg), WarmstartConfig(env_id=POLY, batch_size=32,
                                                                                  balanced_demos=500, max_steps=80))
     assert not same_checkpoint_config("not json", cfg) and not same_checkpoint_config("[]", cfg)
+
+
+def test_a_new_demonstration_version_invalidates_cached_bases_and_checkpoints(monkeypatch):
+    """A domain that changes how it writes demonstrations bumps ``demonstration_version``: the benchmark layout's base
+    folder and the checkpoints' signature change with it, so no base or half-built one from older demonstrations is
+    reused; domains still at version 1 keep their signatures (and their cached bases)."""
+    from benchmarks.layout import config_hash
+    from polyenv.domains.multiplication import MultiplicationEnv
+    from polyenv.domains.polynomial import PolynomialEnv
+    from polyenv.registration import demonstration_version
+
+    mult = "PolySet-Multiplication-v0"
+    assert demonstration_version(mult) == MultiplicationEnv.demonstration_version >= 2
+    assert demonstration_version(POLY) == 1 and demonstration_version("PolySet-Nope-v0") == 1
+    cfg = WarmstartConfig(env_id=mult, batch_size=32, balanced_demos=500, max_steps=40)
+    signature = checkpoint_signature(cfg)
+    assert json.loads(signature)["demonstration_version"] == MultiplicationEnv.demonstration_version
+    assert same_checkpoint_config(signature, cfg)
+    unversioned = {k: v for k, v in json.loads(signature).items() if k != "demonstration_version"}
+    assert not same_checkpoint_config(json.dumps(unversioned), cfg)  # written from version-1 demonstrations
+    poly_cfg = WarmstartConfig(env_id=POLY, batch_size=32, balanced_demos=500, max_steps=40)
+    assert "demonstration_version" not in json.loads(checkpoint_signature(poly_cfg))
+    kwargs = {"model": "tiny", "env_id": mult, "balanced_demos": 500}
+    poly_kwargs = {**kwargs, "env_id": POLY}
+    before, poly_before = config_hash(kwargs), config_hash(poly_kwargs)
+
+    monkeypatch.setattr(MultiplicationEnv, "demonstration_version", MultiplicationEnv.demonstration_version + 1)
+    assert not same_checkpoint_config(signature, cfg)
+    assert same_checkpoint_config(checkpoint_signature(cfg), cfg)
+    assert config_hash(kwargs) != before and config_hash(poly_kwargs) == poly_before
+    monkeypatch.setattr(PolynomialEnv, "demonstration_version", 2)
+    assert config_hash(poly_kwargs) != poly_before
+    poly_unversioned = {k: v for k, v in json.loads(checkpoint_signature(poly_cfg)).items()
+                        if k != "demonstration_version"}
+    assert not same_checkpoint_config(json.dumps(poly_unversioned), poly_cfg)

@@ -40,12 +40,16 @@ appended or a product by a power of ten, every subtraction one place value (what
 for every family; a partial product such as ``47*-4`` is distributed over place values first)::
 
     47 * 6 = (40 + 7) * 6; 40*6 = 240, 7*6 = 42, 240 + 42 = 282. Answer: 282
-    47 * 6 = 47 * (10 - 4); 47*10 = 470, 40*-4 = -160, 7*-4 = -28, 470 - 100 = 370, 370 - 60 = 310, 310 - 20 = 290,
+    47 * 6 = 47 * (10 - 4); 47*10 = 470, 40*-4 = -160, 470 - 100 = 370, 370 - 60 = 310, 7*-4 = -28, 310 - 20 = 290,
     290 - 8 = 282. Answer: 282
+    66 * 7 = (6 * 11) * 7; 11*7: 10*7 = 70, 1*7 = 7, 70 + 7 = 77, 6*77: 6*70 = 420, 6*7 = 42, 420 + 42 = 462. Answer: 462
 
-(the positive partial products are added first, then the negative ones subtracted one place value at a time, so no
-step subtracts a number with more than one non-zero digit). The working is not graded: only the final answer and the
-decomposition are read, so a generation in an older format (``470 - 160 = 310, 310 - 28 = 282``) scores the same.
+Each partial product is used by the steps right after it (the positive ones first, then the negative ones subtracted
+one place value at a time, so no step subtracts a number with more than one non-zero digit and the total never goes
+below the product), and factor restates each product next to its working: no step has to look far back for a number
+(the long-range bookkeeping is what a small model got wrong). ``MultiplicationEnv.demonstration_version`` is 2 for this
+format. The working is not graded: only the final answer and the decomposition are read, so a generation in an older
+format (all partials first, ``470 - 160 = 310, 310 - 28 = 282``) scores the same.
 The working after the decomposition never changes the label: the decomposition comes first and the first product form
 wins.
 """
