@@ -411,3 +411,28 @@ def test_old_worked_format_still_scores():
     problem = type("P", (), {"task": {"p": 66, "q": 7, "product": 462}})()
     a, b = env._score_generation(problem, old), env._score_generation(problem, new[0])
     assert a.correct and b.correct and a.strategy_key == b.strategy_key == new[1]
+
+
+def test_slipped_demonstrations_keep_problem_and_label_but_answer_wrong():
+    """slip_rates: a share of a family's demonstrations ends in an off-by-one slip of the last step and the answer
+    (same decomposition, so the same label, reward 0); other families and every problem / family draw are as
+    without slips."""
+    env = MultiplicationEnv(p_digits=2, q_digits=1)
+    weights = {"p-add": 0.5, "both": 0.25, "factor": 0.25}
+    clean = env.demonstrations(800, strategy_weights=weights, seed=3)
+    slipped = env.demonstrations(800, strategy_weights=weights, seed=3, slip_rates={"both": 0.3})
+    assert [(d.prompt, d.family, d.strategy_key) for d in clean] == [(d.prompt, d.family, d.strategy_key)
+                                                                       for d in slipped]
+    changed = [(c, s) for c, s in zip(clean, slipped) if c.completion != s.completion]
+    assert {s.family for _, s in changed} == {"both"}
+    n_both = sum(d.family == "both" for d in clean)
+    assert abs(len(changed) - 0.3 * n_both) < 5 * (n_both * 0.3 * 0.7) ** 0.5, (len(changed), n_both)
+    for c, s in changed:
+        env.reset(options={"index": int(s.problem_id.rsplit("/", 1)[1])})
+        out = step(env, [c.completion, s.completion])
+        assert out["rewards"] == [1.0, 0.0] and out["strategies"][0] == out["strategies"][1] != DEGENERATE
+        assert c.completion.rsplit(" = ", 1)[0] == s.completion.rsplit(" = ", 1)[0]  # only the last result differs
+        p, q = factors_from_prompt(s.prompt)
+        assert abs(int(s.completion.rsplit("Answer: ", 1)[1]) - p * q) == 1
+    with pytest.raises(ValueError, match="not a worked solution"):
+        env._slip({"p": 47, "q": 6}, "47 * 6 = 282. Answer: 283", np.random.default_rng(0))

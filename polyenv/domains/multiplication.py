@@ -250,6 +250,16 @@ class MultiplicationEnv(SyntheticEnv):
                 return self.strategy_opening(written[0])
         raise ValueError(f"{task['p']} * {task['q']} has no decomposition of family {family!r}")
 
+    def _slip(self, task: dict[str, Any], completion: str, rng: np.random.Generator) -> str:
+        """The last step's result and the answer off by one (``240 + 42 = 283. Answer: 283``): an arithmetic slip
+        inside the same decomposition, so the label is unchanged and the answer wrong."""
+        n = task["p"] * task["q"]
+        tail = f" = {n}. Answer: {n}"
+        if not completion.endswith(tail):
+            raise ValueError(f"not a worked solution of this task: {completion!r}")
+        wrong = n + (1 if rng.random() < 0.5 else -1)
+        return completion[: -len(tail)] + f" = {wrong}. Answer: {wrong}"
+
     @staticmethod
     def strategy_opening(completion: str) -> str:
         """The part of a worked solution that commits to its decomposition, the kind of opening ``strategy_prefix``
