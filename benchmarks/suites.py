@@ -246,21 +246,18 @@ POLYNOMIAL = EnvSpec(
     train={"max_completion_length": 96},  # the longest worked solutions (|x| = 5, every term) are ~70 characters
 )
 # 2-digit x 1-digit: 729 problems (100 held out), so 89,600 balanced demonstrations cover every train problem and
-# family ~28 times; then 19,200 skewed ones (p-add 0.9, the others 0.025 each). Every product in the worked steps is a
-# one-digit fact with zeros or a product by ten, and every subtraction takes one place value (660 - 100 = 560,
-# 560 - 80 = 480): the previous base (2,400 steps, 77 CPU-minutes, single multi-digit subtractions) left q-sub at
-# 0.80, its errors the borrow in 660 - 180. A quarter of the skewed phase's sequences rehearse the balanced
-# demonstrations with their decomposition given as context (``rehearsal_share``), so the rare families keep being
-# practised while p-add becomes the favourite. Measured (results/synthetic-cpu, 1,700 steps: the 1,400 balanced ones
-# ~53 CPU-minutes on one core, the 300 skewed ones 12; the balanced phase is the same with or without rehearsals):
-# competence (20 held-out problems x 4 samples) p-add 0.97, p-sub 0.99, q-sub 0.93, both 0.91, factor 0.88 (the
-# 0.9 target missed for factor); prior p-add 0.90, the others 0.01-0.04. After the same balanced phase, half the
-# skewed phase rehearsed gave q-sub 0.91, both 0.84, factor 0.86, and none (the previous base) 0.89 / 0.86 / 0.86;
-# at step 1,400, before any skewed step, both was 0.85 and factor 0.86 already: the skewed phase costs no competence,
-# the balanced phase never brings both and factor to 0.9. Their errors are long-range bookkeeping (factor multiplies
-# by a digit other than the factor it wrote; both subtracts the wrong partials). On it, synthetic-cpu's 50 RL steps x 3
-# seeds give Poly-EPO / GRPO 5.25 / 1.92 distinct correct strategies per held-out prompt (2.7x; the 3x target missed;
-# the tabular model predicts 1.8x); the previous base's 30-step runs gave 2.2x.
+# family ~28 times; then 19,200 skewed ones (p-add 0.9, the others 0.025 each), a quarter of whose sequences rehearse
+# the balanced demonstrations with their decomposition given as context (``rehearsal_share``), so the rare families
+# keep being practised while p-add becomes the favourite. The worked steps keep every step local (Multiplication's
+# demonstrations version 2): one-digit facts with zeros or products by ten, each partial product used right after it
+# is computed, one place value per subtraction, factor's products restated next to their working. Measured
+# (results/synthetic-cpu, 1,700 steps, 56 minutes on one thread): competence (20 held-out problems x 4 samples)
+# p-add 1.00, p-sub 1.00, q-sub 1.00, both 0.95, factor 0.96; prior p-add 0.89, the others 0.01-0.04. The version-1
+# working (every partial listed before the running total; factor's second product not restated) left both at 0.91
+# and factor at 0.88, their errors long-range bookkeeping. On this base synthetic-cpu's 50 RL steps x 3 seeds give
+# Poly-EPO / GRPO 5.58 / 3.46 distinct correct strategies per held-out prompt (1.6x, as the tabular model predicts:
+# with every family reliable GRPO has little signal); the version-1 base gave 2.7x, mostly through GRPO's lost
+# accuracy. ``slip_rates`` (as Polynomial's base uses) is the untried lever for a reliability gap.
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
