@@ -40,7 +40,7 @@ def test_write_demonstrations_is_one_stage_over_both_parts(reports):
 
 def test_write_demonstrations_passes_slip_rates_to_both_parts(reports):
     """A warm start's slip_rates reach both phases' demonstrations; domains without slips refuse them."""
-    from polyenv.domains.multiplication import MultiplicationEnv
+    from polyenv.domains.countdown import CountdownEnv
 
     env = PolynomialEnv(split="train")
     weights = {"x=1": 1.0, "x=0": 1.0}
@@ -51,7 +51,7 @@ def test_write_demonstrations_passes_slip_rates_to_both_parts(reports):
     assert balanced != env.demonstrations(40, strategy_weights=weights, seed=1)
     assert weighted != env.demonstrations(40, strategy_weights=weights, seed=0)
     with pytest.raises(NotImplementedError, match="slipped"):
-        MultiplicationEnv(split="train").demonstrations(200, slip_rates={"p-add": 0.9})
+        CountdownEnv(split="train").demonstrations(200, slip_rates={"add": 0.9})
 
 
 def test_math_demonstrations_report_progress_too():
