@@ -250,20 +250,23 @@ POLYNOMIAL = EnvSpec(
 # the balanced demonstrations with their decomposition given as context (``rehearsal_share``), so the rare families
 # keep being practised while p-add becomes the favourite. The worked steps keep every step local (Multiplication's
 # demonstrations version 2): one-digit facts with zeros or products by ten, each partial product used right after it
-# is computed, one place value per subtraction, factor's products restated next to their working. Measured
-# (results/synthetic-cpu, 1,700 steps, 56 minutes on one thread): competence (20 held-out problems x 4 samples)
-# p-add 1.00, p-sub 1.00, q-sub 1.00, both 0.95, factor 0.96; prior p-add 0.89, the others 0.01-0.04. The version-1
-# working (every partial listed before the running total; factor's second product not restated) left both at 0.91
-# and factor at 0.88, their errors long-range bookkeeping. On this base synthetic-cpu's 50 RL steps x 3 seeds give
-# Poly-EPO / GRPO 5.58 / 3.46 distinct correct strategies per held-out prompt (1.6x, as the tabular model predicts:
-# with every family reliable GRPO has little signal); the version-1 base gave 2.7x, mostly through GRPO's lost
-# accuracy. ``slip_rates`` (as Polynomial's base uses) is the untried lever for a reliability gap.
+# is computed, one place value per subtraction, factor's products restated next to their working. Without slips
+# (56 minutes on one thread) that base executed p-add 1.00, p-sub 1.00, q-sub 1.00, both 0.95, factor 0.96: every
+# family as reliable as the favourite, so GRPO had little signal (Poly-EPO / GRPO 1.6x after 50 steps, as the tabular
+# model predicted). As for Polynomial, the reliability gap is put in the demonstrations: p-sub and q-sub slip 4% of
+# the time, both and factor (the longest chains, already ~0.95 without slips; 4% left both at 0.875 in a trial
+# build) 2%, p-add never. Measured (results/synthetic-cpu, 1,700 steps, 44 minutes, one worker with 2 threads):
+# competence (20 held-out problems x 4 samples) p-add 1.00, p-sub 0.95, q-sub 0.96, both 0.98, factor 0.99; prior
+# p-add 0.90, the others 0.01-0.04. RL: 100 steps (the tabular model for this base predicts 2.0x after 50, 2.4x
+# after 100); measured Poly-EPO / GRPO 5.54 / 2.00 distinct correct strategies per held-out prompt (2.8x; 3x
+# target missed narrowly), against 1.6x after 50 steps on the base without slips.
 MULTIPLICATION = EnvSpec(
     "PolySet-Multiplication-v0",
     env_kwargs={"p_digits": 2, "q_digits": 1, "num_test_problems": 100},
     warmstart={**_TINY_BASE, "balanced_demos": 89600, "num_demos": 19200,
                "strategy_weights": {"p-add": 0.9, "p-sub": 0.025, "q-sub": 0.025, "both": 0.025, "factor": 0.025},
-               "eval_samples": 16, "competence_problems": 20, "curve_steps": 100, "rehearsal_share": 0.25},
+               "eval_samples": 16, "competence_problems": 20, "curve_steps": 100, "rehearsal_share": 0.25,
+               "slip_rates": {"p-sub": 0.04, "q-sub": 0.04, "both": 0.02, "factor": 0.02}},
     rare_threshold=0.05,
     train={"max_completion_length": 176},  # the longest worked solutions ("both") are <= 171 characters
 )
@@ -391,7 +394,7 @@ SYNTHETIC_CPU = Suite(
         # Polynomial: 40 steps (9 runs ~35 min wall with 1 worker on the shared cores, what the session's budget left
         # after the base); the tabular model for the measured base predicts Poly-EPO / GRPO 2.4x at 40, 4.9x at 100.
         _synthetic(POLYNOMIAL, 40, 12, 96),
-        _synthetic(MULTIPLICATION, 50, 8, 176),
+        _synthetic(MULTIPLICATION, 100, 8, 176),
         _synthetic(COUNTDOWN, 20, 8, 80),
     ),
     agents=AGENTS,

@@ -70,7 +70,7 @@ def test_old_names_plan_the_same_runs(name, tmp_path):
 def test_suite_step_counts_by_hand(tmp_path):
     steps = {j.key: j.steps for j in plan(SUITES["synthetic-cpu"], Layout("synthetic-cpu", tmp_path))
              if j.kind == "train"}
-    assert steps["Polynomial/poly_epo/s0"] == 40 and steps["Multiplication/grpo/s2"] == 50
+    assert steps["Polynomial/poly_epo/s0"] == 40 and steps["Multiplication/grpo/s2"] == 100
     assert steps["Countdown/grpo_div/s1"] == 20
     train = SUITES["synthetic-cpu"].train_kwargs(SUITES["synthetic-cpu"].envs[0], "grpo", 0)
     assert TrainConfig(**train).callback_steps == 10
